@@ -1,0 +1,1 @@
+"""Shared libraries: contracts (vocabulary), runtime, event log and the CLI."""

@@ -1,0 +1,18 @@
+"""The ``senex`` command: one typer app, one sub-app per concern."""
+
+from __future__ import annotations
+
+import typer
+
+from libs.cli import audit, contracts, db, up
+
+app = typer.Typer(
+    name="senex",
+    help="Senex Trader: event-sourced services for the Senex Trident workflow.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(contracts.app, name="contracts")
+app.add_typer(db.app, name="db")
+app.add_typer(audit.app, name="audit")
+app.command("up")(up.up)

@@ -1,0 +1,1 @@
+"""The Senex services, each its own process: ``python -m services.<name>``."""
