@@ -1,0 +1,95 @@
+"""A service connected to the platform: NATS and PostgreSQL, checked by /health.
+
+Every Senex service starts as one of these; later layers (bus consumers, projections,
+the broker adapter) are added by the service's own shell on top of the connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+import psycopg
+from nats.aio.client import Client as NatsClient
+
+from libs.runtime.log import get_logger
+from libs.runtime.runner import HealthReport, ServiceContext
+
+#: A dependency check slower than this counts as failed: /health must answer quickly.
+CHECK_TIMEOUT_S = 2.0
+
+
+class ConnectedService:
+    """Connects to NATS (reconnecting forever) and PostgreSQL (migrated at start)."""
+
+    def __init__(self, name: str, *, migrate: bool = True) -> None:
+        self.name = name
+        self._migrate = migrate
+        self._nc: NatsClient | None = None
+        self._db: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+        self._ctx: ServiceContext | None = None
+        self._log = get_logger(name)
+
+    @property
+    def context(self) -> ServiceContext:
+        """The runner's context; available once started."""
+        if self._ctx is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self._ctx
+
+    async def start(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+        settings = ctx.settings
+        if self._migrate:
+            from libs.eventlog.migrate import migrate_async
+
+            applied = await migrate_async(settings.database_url)
+            if applied:
+                self._log.info("migrations applied", versions=applied)
+        self._db = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
+        self._nc = await nats.connect(
+            settings.nats_url,
+            name=self.name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+        )
+
+    async def stop(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            await self._nc.drain()
+        if self._db is not None:
+            await self._db.close()
+
+    async def health(self) -> HealthReport:
+        checks = {"nats": await self._check_nats(), "postgres": await self._check_postgres()}
+        return HealthReport(healthy=all(v == "ok" for v in checks.values()), checks=checks)
+
+    async def _check_nats(self) -> str:
+        if self._nc is None:
+            return "not connected"
+        if not self._nc.is_connected:
+            return "reconnecting"
+        try:
+            await asyncio.wait_for(self._nc.flush(), timeout=CHECK_TIMEOUT_S)
+        except Exception as exc:  # any failure is reported, not raised: this is a probe
+            return f"error: {type(exc).__name__}: {exc}"
+        return "ok"
+
+    async def _check_postgres(self) -> str:
+        if self._db is None:
+            return "not connected"
+        try:
+            await asyncio.wait_for(self._db.execute("SELECT 1"), timeout=CHECK_TIMEOUT_S)
+        except Exception as exc:  # reported on /health and logged by the caller's probe
+            if self._db.broken:
+                await self._reconnect_db()
+            return f"error: {type(exc).__name__}: {exc}"
+        return "ok"
+
+    async def _reconnect_db(self) -> None:
+        try:
+            self._db = await psycopg.AsyncConnection.connect(
+                self.context.settings.database_url, autocommit=True, connect_timeout=2
+            )
+        except psycopg.OperationalError as exc:
+            self._log.warning("postgres reconnect failed", error=str(exc))

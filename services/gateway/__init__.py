@@ -1,0 +1,1 @@
+"""Gateway: authenticated REST and WebSocket API over the event bus."""

@@ -1,0 +1,1 @@
+"""Market data: TastyTrade DXLink quotes, Bollinger bands, stale-data detection."""

@@ -1,0 +1,1 @@
+"""Position monitor: P&L, stop loss, 7-DTE exits, broker sync, attention alerts."""

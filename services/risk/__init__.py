@@ -1,0 +1,1 @@
+"""Risk: budget, pre-trade checks and reservations."""

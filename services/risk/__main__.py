@@ -1,0 +1,6 @@
+"""`python -m services.risk`: run the risk service until SIGTERM."""
+
+from libs.runtime.connected import ConnectedService
+from libs.runtime.runner import run_service
+
+raise SystemExit(run_service(ConnectedService("risk")))

@@ -1,0 +1,1 @@
+"""Strategy: the Senex Trident suggestion (strikes, pricing, Greeks, overlap checks)."""

@@ -1,0 +1,82 @@
+"""Fixtures giving tests real servers: NATS with JetStream and PostgreSQL.
+
+One pair per test session (started lazily, only when a test asks), a fresh database per
+test module, and factories for fault tests that need servers of their own to kill and
+restart. ``SENEX_TEST_BACKEND=docker`` switches both to testcontainers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from libs.runtime.servers import (
+    PostgresProcess,
+    ServerProcess,
+    discard,
+    new_nats,
+    new_postgres,
+)
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The session's shared NATS server. Tests must not stop it: use `nats_factory`."""
+    server = new_nats(tmp_path_factory.mktemp("nats"))
+    server.start()
+    yield server
+    discard(server)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresProcess]:
+    """The session's shared PostgreSQL server. Tests must not stop it: use the factory."""
+    server = new_postgres(tmp_path_factory.mktemp("postgres"))
+    server.start()
+    yield server
+    discard(server)
+
+
+def _database_name(node_name: str) -> str:
+    return "t_" + re.sub(r"[^a-z0-9_]", "_", node_name.lower())[-50:]
+
+
+@pytest.fixture(scope="module")
+def database_url(postgres_server: PostgresProcess, request: pytest.FixtureRequest) -> str:
+    """A database of its own for the test module, on the shared server."""
+    return postgres_server.create_database(_database_name(request.module.__name__))
+
+
+@pytest.fixture
+def nats_factory(tmp_path: Path) -> Iterator[Callable[[], ServerProcess]]:
+    """Start dedicated NATS servers that a fault test may kill and restart."""
+    started: list[ServerProcess] = []
+
+    def make() -> ServerProcess:
+        server = new_nats(tmp_path / f"nats{len(started)}")
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        discard(server)
+
+
+@pytest.fixture
+def postgres_factory(tmp_path: Path) -> Iterator[Callable[[], PostgresProcess]]:
+    """Start dedicated PostgreSQL servers that a fault test may kill and restart."""
+    started: list[PostgresProcess] = []
+
+    def make() -> PostgresProcess:
+        server = new_postgres(tmp_path / f"pg{len(started)}")
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        discard(server)
