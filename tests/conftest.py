@@ -8,6 +8,8 @@ restart. ``SENEX_TEST_BACKEND=docker`` switches both to testcontainers.
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,18 +25,31 @@ from libs.runtime.servers import (
 
 
 @pytest.fixture(scope="session")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server_root() -> Iterator[Path]:
+    """Where the servers of this test session keep their data.
+
+    Not under pytest's temporary root: pytest resets that to mode 0700, which locks out
+    the unprivileged user PostgreSQL runs as when the tests run as root.
+    """
+    root = Path(tempfile.mkdtemp(prefix="senex-test-servers-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def nats_server(server_root: Path) -> Iterator[ServerProcess]:
     """The session's shared NATS server. Tests must not stop it: use `nats_factory`."""
-    server = new_nats(tmp_path_factory.mktemp("nats"))
+    server = new_nats(server_root / "nats")
     server.start()
     yield server
     discard(server)
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresProcess]:
+def postgres_server(server_root: Path) -> Iterator[PostgresProcess]:
     """The session's shared PostgreSQL server. Tests must not stop it: use the factory."""
-    server = new_postgres(tmp_path_factory.mktemp("postgres"))
+    server = new_postgres(server_root / "postgres")
     server.start()
     yield server
     discard(server)
@@ -51,12 +66,19 @@ def database_url(postgres_server: PostgresProcess, request: pytest.FixtureReques
 
 
 @pytest.fixture
-def nats_factory(tmp_path: Path) -> Iterator[Callable[[], ServerProcess]]:
+def server_dir(server_root: Path, request: pytest.FixtureRequest) -> Path:
+    """A directory of the test's own for the servers it starts."""
+    # Short names: the PostgreSQL socket path must stay under 108 bytes.
+    return Path(tempfile.mkdtemp(prefix=_database_name(request.node.name)[:12], dir=server_root))
+
+
+@pytest.fixture
+def nats_factory(server_dir: Path) -> Iterator[Callable[[], ServerProcess]]:
     """Start dedicated NATS servers that a fault test may kill and restart."""
     started: list[ServerProcess] = []
 
     def make() -> ServerProcess:
-        server = new_nats(tmp_path / f"nats{len(started)}")
+        server = new_nats(server_dir / f"nats{len(started)}")
         server.start()
         started.append(server)
         return server
@@ -67,12 +89,12 @@ def nats_factory(tmp_path: Path) -> Iterator[Callable[[], ServerProcess]]:
 
 
 @pytest.fixture
-def postgres_factory(tmp_path: Path) -> Iterator[Callable[[], PostgresProcess]]:
+def postgres_factory(server_dir: Path) -> Iterator[Callable[[], PostgresProcess]]:
     """Start dedicated PostgreSQL servers that a fault test may kill and restart."""
     started: list[PostgresProcess] = []
 
     def make() -> PostgresProcess:
-        server = new_postgres(tmp_path / f"pg{len(started)}")
+        server = new_postgres(server_dir / f"pg{len(started)}")
         server.start()
         started.append(server)
         return server

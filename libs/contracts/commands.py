@@ -1,0 +1,369 @@
+"""Commands and queries (NATS request-reply) and their typed replies.
+
+A command is imperative and answered by the one service owning it (``SERVICE``) on
+``senex.cmd.<service>.<verb>.<account>``. The answer is the command's ``REPLY`` model
+or an ``ErrorReply``; both carry ``type`` so a caller can tell them apart.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+from uuid import UUID
+
+from pydantic import Field, JsonValue
+
+from libs.contracts.base import (
+    AccountId,
+    AwareDatetime,
+    ContractModel,
+    EnumSet,
+    PositiveMoney,
+    Underlying,
+    UserId,
+)
+from libs.contracts.envelope import Causation, new_event_id, schema_version_field
+from libs.contracts.execution import OrderView
+from libs.contracts.market import Quote
+from libs.contracts.positions import PositionView
+from libs.contracts.risk import RiskBudgetView, WarningLevel
+from libs.contracts.strategy import SpreadKind, SuggestionView
+from libs.contracts.symbols import MarketSymbol
+
+
+class Reply(ContractModel):
+    """Base of every successful reply; ``type`` is the class name."""
+
+    type: str
+
+
+class Command(ContractModel):
+    """Base of every command and query.
+
+    Subclasses set ``type`` (a ``Literal`` of the class name), ``SERVICE`` (the owning
+    service), ``VERB`` (the subject token) and ``REPLY`` (the success reply model).
+    """
+
+    SERVICE: ClassVar[str] = ""
+    VERB: ClassVar[str] = ""
+    REPLY: ClassVar[type[Reply]] = Reply
+
+    type: str
+    schema_version: int = schema_version_field(1)
+    command_id: UUID = Field(default_factory=new_event_id)
+    """Unique id; events caused by the command carry it as causation_id."""
+    account_id: AccountId
+    """The account the command acts on (and the caller is authorised for)."""
+    correlation_id: UUID = Field(default_factory=new_event_id)
+    """Carried by every event the command leads to."""
+    requested_by: UserId | None = None
+    """The user, or null for the system itself (schedules, automation)."""
+
+    def causation(self) -> Causation:
+        """Envelope fields for an event this command caused."""
+        return {"correlation_id": self.correlation_id, "causation_id": self.command_id}
+
+
+# --- replies ---------------------------------------------------------------------------
+
+
+class SuggestionReply(Reply):
+    """One suggestion with its status and risk check."""
+
+    type: Literal["SuggestionReply"] = "SuggestionReply"
+    suggestion: SuggestionView
+
+
+class SuggestionListReply(Reply):
+    """Suggestions of the account, newest first."""
+
+    type: Literal["SuggestionListReply"] = "SuggestionListReply"
+    suggestions: tuple[SuggestionView, ...]
+
+
+class ApprovalReply(Reply):
+    """The approval is recorded; risk reservation and the order follow as events."""
+
+    type: Literal["ApprovalReply"] = "ApprovalReply"
+    suggestion_id: UUID
+    limit_credit: PositiveMoney
+    """The order's limit price (TastyTrade units)."""
+    warning_level: WarningLevel
+
+
+class RiskBudgetReply(Reply):
+    """The account's risk budget."""
+
+    type: Literal["RiskBudgetReply"] = "RiskBudgetReply"
+    budget: RiskBudgetView
+
+
+class OrderReply(Reply):
+    """One order."""
+
+    type: Literal["OrderReply"] = "OrderReply"
+    order: OrderView
+
+
+class OrderListReply(Reply):
+    """Orders of the account, newest first."""
+
+    type: Literal["OrderListReply"] = "OrderListReply"
+    orders: tuple[OrderView, ...]
+
+
+class PositionReply(Reply):
+    """One position."""
+
+    type: Literal["PositionReply"] = "PositionReply"
+    position: PositionView
+
+
+class PositionListReply(Reply):
+    """Positions of the account."""
+
+    type: Literal["PositionListReply"] = "PositionListReply"
+    positions: tuple[PositionView, ...]
+
+
+class ClosePositionReply(Reply):
+    """The exit orders decided for the position; fills follow as events."""
+
+    type: Literal["ClosePositionReply"] = "ClosePositionReply"
+    position_id: UUID
+    exit_order_ids: tuple[UUID, ...]
+
+
+class QuotesReply(Reply):
+    """The latest quotes held by market data."""
+
+    type: Literal["QuotesReply"] = "QuotesReply"
+    quotes: tuple[Quote, ...]
+    missing: tuple[str, ...] = ()
+    """Symbols asked for that have no quote."""
+
+
+class RecordedEvent(ContractModel):
+    """One row of the event log."""
+
+    position: int = Field(ge=1)
+    """Global position (the business stream's sequence)."""
+    event_id: UUID | None
+    type: str | None
+    account_id: str | None
+    occurred_at: AwareDatetime | None
+    valid: bool
+    """False for a message that did not parse against the contracts (stored as-is)."""
+    data: dict[str, JsonValue] | None
+    """The flat event as recorded, when it was a JSON object."""
+    raw: str | None = None
+    """The message text, when it was not a JSON object."""
+
+
+class EventPageReply(Reply):
+    """A page of the event log in position order."""
+
+    type: Literal["EventPageReply"] = "EventPageReply"
+    events: tuple[RecordedEvent, ...]
+    next_after_position: int | None = None
+    """Pass as ``after_position`` to read on; null at the end."""
+
+
+class VerifyReply(Reply):
+    """Result of checking the event log's hash chain."""
+
+    type: Literal["VerifyReply"] = "VerifyReply"
+    ok: bool
+    checked: int = Field(ge=0)
+    first_bad_position: int | None = None
+    message: str
+
+
+# --- strategy --------------------------------------------------------------------------
+
+
+class GenerateSuggestion(Command):
+    """Make a Trident suggestion for ``underlying``; a no-trade outcome is an ErrorReply."""
+
+    SERVICE = "strategy"
+    VERB = "generate_suggestion"
+    REPLY = SuggestionReply
+    type: Literal["GenerateSuggestion"] = "GenerateSuggestion"
+    underlying: Underlying
+    automatic: bool = False
+    """Issued by the daily automation."""
+
+
+class GetSuggestion(Command):
+    """One suggestion by id."""
+
+    SERVICE = "strategy"
+    VERB = "get_suggestion"
+    REPLY = SuggestionReply
+    type: Literal["GetSuggestion"] = "GetSuggestion"
+    suggestion_id: UUID
+
+
+class GetSuggestions(Command):
+    """The account's suggestions."""
+
+    SERVICE = "strategy"
+    VERB = "get_suggestions"
+    REPLY = SuggestionListReply
+    type: Literal["GetSuggestions"] = "GetSuggestions"
+    pending_only: bool = True
+
+
+class ApproveSuggestion(Command):
+    """Approve a suggestion at mid, or at the user's ``custom_credit``."""
+
+    SERVICE = "strategy"
+    VERB = "approve_suggestion"
+    REPLY = ApprovalReply
+    type: Literal["ApproveSuggestion"] = "ApproveSuggestion"
+    suggestion_id: UUID
+    custom_credit: PositiveMoney | None = None
+    """Limit override in the suggestion's total-credit units; null = mid."""
+    confirm_warning: bool = False
+    """Required when the risk check carries a utilisation warning."""
+
+
+class RejectSuggestion(Command):
+    """Turn a suggestion down."""
+
+    SERVICE = "strategy"
+    VERB = "reject_suggestion"
+    REPLY = SuggestionReply
+    type: Literal["RejectSuggestion"] = "RejectSuggestion"
+    suggestion_id: UUID
+    reason: str | None = None
+
+
+# --- risk ------------------------------------------------------------------------------
+
+
+class GetRiskBudget(Command):
+    """The account's risk budget now."""
+
+    SERVICE = "risk"
+    VERB = "get_risk_budget"
+    REPLY = RiskBudgetReply
+    type: Literal["GetRiskBudget"] = "GetRiskBudget"
+
+
+# --- execution -------------------------------------------------------------------------
+
+
+class GetOrder(Command):
+    """One order by id."""
+
+    SERVICE = "execution"
+    VERB = "get_order"
+    REPLY = OrderReply
+    type: Literal["GetOrder"] = "GetOrder"
+    order_id: UUID
+
+
+class GetOrders(Command):
+    """The account's orders."""
+
+    SERVICE = "execution"
+    VERB = "get_orders"
+    REPLY = OrderListReply
+    type: Literal["GetOrders"] = "GetOrders"
+    open_only: bool = True
+
+
+class CancelOrder(Command):
+    """Cancel a working order; the reply shows it before the broker confirms."""
+
+    SERVICE = "execution"
+    VERB = "cancel_order"
+    REPLY = OrderReply
+    type: Literal["CancelOrder"] = "CancelOrder"
+    order_id: UUID
+
+
+# --- positions -------------------------------------------------------------------------
+
+
+class GetPosition(Command):
+    """One position by id."""
+
+    SERVICE = "position_monitor"
+    VERB = "get_position"
+    REPLY = PositionReply
+    type: Literal["GetPosition"] = "GetPosition"
+    position_id: UUID
+
+
+class GetPositions(Command):
+    """The account's positions."""
+
+    SERVICE = "position_monitor"
+    VERB = "get_positions"
+    REPLY = PositionListReply
+    type: Literal["GetPositions"] = "GetPositions"
+    include_closed: bool = False
+
+
+class ClosePosition(Command):
+    """Close spreads of a position now (MANUAL_EXIT), replacing their profit targets."""
+
+    SERVICE = "position_monitor"
+    VERB = "close_position"
+    REPLY = ClosePositionReply
+    type: Literal["ClosePosition"] = "ClosePosition"
+    position_id: UUID
+    spreads: EnumSet[SpreadKind] = ()
+    """The spreads to close; empty = every open spread."""
+
+
+# --- market data -----------------------------------------------------------------------
+
+
+class GetQuotes(Command):
+    """The latest quotes for some symbols."""
+
+    SERVICE = "market_data"
+    VERB = "get_quotes"
+    REPLY = QuotesReply
+    type: Literal["GetQuotes"] = "GetQuotes"
+    symbols: tuple[MarketSymbol, ...] = Field(min_length=1, max_length=200)
+
+
+# --- audit -----------------------------------------------------------------------------
+
+
+class GetEvents(Command):
+    """The account's recorded events, filtered, in position order."""
+
+    SERVICE = "audit"
+    VERB = "get_events"
+    REPLY = EventPageReply
+    type: Literal["GetEvents"] = "GetEvents"
+    types: tuple[str, ...] = ()
+    """Event types to include; empty = all."""
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    after_position: int | None = Field(default=None, ge=0)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class GetCausalChain(Command):
+    """Every recorded event sharing one correlation id, in position order."""
+
+    SERVICE = "audit"
+    VERB = "get_causal_chain"
+    REPLY = EventPageReply
+    type: Literal["GetCausalChain"] = "GetCausalChain"
+    chain_correlation_id: UUID
+    """The correlation id to trace (the command's own ``correlation_id`` is its own)."""
+
+
+class VerifyEventLog(Command):
+    """Check the event log's hash chain."""
+
+    SERVICE = "audit"
+    VERB = "verify_event_log"
+    REPLY = VerifyReply
+    type: Literal["VerifyEventLog"] = "VerifyEventLog"
