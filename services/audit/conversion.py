@@ -1,0 +1,54 @@
+"""Pure: a bus message of the business stream -> the event-log record for its position.
+
+Every message gets a record, whatever it holds: one that does not parse against the
+contracts is kept as-is and flagged, so the log's positions stay the stream's, gapless.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from libs.contracts.errors import ContractError
+from libs.contracts.registry import parse_event
+from libs.eventlog.records import EventRecord, malformed_record, record_from_event
+
+
+def _uuid(text: str | None) -> UUID | None:
+    if not text:
+        return None
+    try:
+        return UUID(text)
+    except ValueError:
+        return None
+
+
+def record_for_message(
+    data: bytes,
+    *,
+    sequence: int,
+    stored_at: datetime,
+    subject: str,
+    msg_id: str | None,
+) -> tuple[EventRecord, bool]:
+    """The record for stream message ``sequence``, and whether it parsed.
+
+    ``stored_at`` (when the stream stored it) stands in for ``occurred_at`` of a
+    message that has none of its own. A malformed message keeps the id it was
+    published with when that is a UUID; otherwise the log derives one from the position.
+    """
+    try:
+        event = parse_event(data)
+    except ContractError as exc:
+        account = subject.split(".")[2] if subject.count(".") >= 4 else None
+        record = malformed_record(
+            data,
+            reason=str(exc),
+            occurred_at=stored_at,
+            position=sequence,
+            event_id=_uuid(msg_id),
+            account_id=account,
+            subject=subject,
+        )
+        return record, False
+    return record_from_event(event, position=sequence), True
