@@ -16,3 +16,5 @@ app.add_typer(contracts.app, name="contracts")
 app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
 app.command("up")(up.up)
+if __name__ == "__main__":
+    app()

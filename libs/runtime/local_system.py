@@ -33,8 +33,9 @@ from libs.runtime.servers import (
 )
 from libs.runtime.settings import DEFAULT_METRICS_PORTS
 
-#: Services in start order (the audit recorder joins with the bus).
+#: Services in start order: the audit recorder first, so it records from the start.
 SERVICES: tuple[str, ...] = (
+    "audit",
     "market_data",
     "strategy",
     "risk",
