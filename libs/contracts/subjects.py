@@ -10,6 +10,7 @@ replicas can partition by it.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from libs.contracts.commands import Command
@@ -27,6 +28,7 @@ DEAD_LETTER_PREFIX = f"{PREFIX}.dlq"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
+@functools.lru_cache(maxsize=8192)
 def token(value: str) -> str:
     """``value`` as one subject token: spaces dropped, other unsafe characters -> ``_``.
 
@@ -51,9 +53,10 @@ def market_subject(symbol: str, type_name: str) -> str:
 
 def event_subject(event: Event) -> str:
     """The subject ``event`` is published on."""
-    symbol = getattr(event, "symbol", None)
-    if event.MARKET_WIDE and isinstance(symbol, str):
-        return market_subject(symbol, event.type)
+    if event.MARKET_WIDE:
+        symbol = getattr(event, "symbol", None)
+        if isinstance(symbol, str):
+            return market_subject(symbol, event.type)
     if event.account_id is None:
         raise ValueError(f"{event.type} has no account to route by")
     return account_event_subject(event.account_id, event.CONTEXT, event.type)

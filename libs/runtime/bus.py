@@ -328,6 +328,8 @@ class StreamMessage:
     stored_at: datetime
     #: Messages after this one not yet delivered (the reader's lag).
     pending: int
+    #: Acknowledge this message and every earlier one (ack policy ALL).
+    ack: Callable[[], Awaitable[None]] = field(repr=False, compare=False)
 
 
 class StreamReader:
@@ -335,8 +337,8 @@ class StreamReader:
 
     For a recorder whose store is the cursor: it asks to start after the position it
     last committed, takes gapless batches in stream order, and acknowledges through
-    what it committed (ack policy ALL: one ack per batch). If the stream ever hands it
-    something other than the next sequence (after a crash, unacknowledged messages
+    what it committed (ack policy ALL: ``batch[-1].ack()``, one ack per batch). If the
+    stream ever hands it something other than the next sequence (after a crash, unacknowledged messages
     come back only after ``ack_wait``), the consumer is recreated at the next wanted
     sequence, so the reader never waits on a redelivery timer nor skips a message.
     """
@@ -348,7 +350,6 @@ class StreamReader:
         self._ack_wait = ack_wait
         self._sub: JetStreamContext.PullSubscription | None = None
         self._next = 1
-        self._last: Msg | None = None
 
     @property
     def next_sequence(self) -> int:
@@ -377,7 +378,6 @@ class StreamReader:
             durable=self._durable, stream=self._stream.name
         )
         self._next = sequence + 1
-        self._last = None
 
     async def next_batch(self, size: int, timeout: float = 1.0) -> list[StreamMessage]:
         """Up to ``size`` messages continuing the last batch; empty when none came."""
@@ -406,17 +406,11 @@ class StreamReader:
                     msg_id=headers.get(MSG_ID),
                     stored_at=meta.timestamp,
                     pending=meta.num_pending,
+                    ack=msg.ack,
                 )
             )
             self._next = seq + 1
-            self._last = msg
         return batch
-
-    async def ack_through(self) -> None:
-        """Acknowledge every message taken so far (call after committing them)."""
-        if self._last is not None:
-            await self._last.ack()
-            self._last = None
 
     async def close(self) -> None:
         """Stop reading (the durable consumer stays for the next start)."""
@@ -489,6 +483,10 @@ class Bus:
     @property
     def connected(self) -> bool:
         return self.nc.is_connected
+
+    async def flush(self) -> None:
+        """Round trip to the server: proves the connection works right now."""
+        await self.nc.flush()
 
     # --- events ---------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""A service connected to the platform: NATS and PostgreSQL, checked by /health.
+"""A service connected to the platform: the bus and PostgreSQL, checked by /health.
 
 Every Senex service starts as one of these; later layers (bus consumers, projections,
 the broker adapter) are added by the service's own shell on top of the connections.
@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 
-import nats
 import psycopg
-from nats.aio.client import Client as NatsClient
 
+from libs.runtime.bus import Bus
 from libs.runtime.log import get_logger
 from libs.runtime.runner import HealthReport, ServiceContext
 
@@ -20,15 +19,22 @@ CHECK_TIMEOUT_S = 2.0
 
 
 class ConnectedService:
-    """Connects to NATS (reconnecting forever) and PostgreSQL (migrated at start)."""
+    """Connects to the bus (reconnecting forever) and PostgreSQL (migrated at start)."""
 
     def __init__(self, name: str, *, migrate: bool = True) -> None:
         self.name = name
         self._migrate = migrate
-        self._nc: NatsClient | None = None
+        self._bus: Bus | None = None
         self._db: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._ctx: ServiceContext | None = None
         self._log = get_logger(name)
+
+    @property
+    def bus(self) -> Bus:
+        """The service's bus connection; available once started."""
+        if self._bus is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self._bus
 
     @property
     def context(self) -> ServiceContext:
@@ -47,16 +53,11 @@ class ConnectedService:
             if applied:
                 self._log.info("migrations applied", versions=applied)
         self._db = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
-        self._nc = await nats.connect(
-            settings.nats_url,
-            name=self.name,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-        )
+        self._bus = await Bus.connect(settings.nats_url, self.name, metrics=ctx.metrics)
 
     async def stop(self) -> None:
-        if self._nc is not None and not self._nc.is_closed:
-            await self._nc.drain()
+        if self._bus is not None:
+            await self._bus.close()
         if self._db is not None:
             await self._db.close()
 
@@ -65,12 +66,12 @@ class ConnectedService:
         return HealthReport(healthy=all(v == "ok" for v in checks.values()), checks=checks)
 
     async def _check_nats(self) -> str:
-        if self._nc is None:
+        if self._bus is None:
             return "not connected"
-        if not self._nc.is_connected:
+        if not self._bus.connected:
             return "reconnecting"
         try:
-            await asyncio.wait_for(self._nc.flush(), timeout=CHECK_TIMEOUT_S)
+            await asyncio.wait_for(self._bus.flush(), timeout=CHECK_TIMEOUT_S)
         except Exception as exc:  # any failure is reported, not raised: this is a probe
             return f"error: {type(exc).__name__}: {exc}"
         return "ok"

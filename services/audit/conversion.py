@@ -9,9 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
+import orjson
+
+from libs.contracts.envelope import ENVELOPE_FIELDS
 from libs.contracts.errors import ContractError
 from libs.contracts.registry import parse_event
-from libs.eventlog.records import EventRecord, malformed_record, record_from_event
+from libs.eventlog.records import EventRecord, malformed_record
 
 
 def _uuid(text: str | None) -> UUID | None:
@@ -33,9 +36,12 @@ def record_for_message(
 ) -> tuple[EventRecord, bool]:
     """The record for stream message ``sequence``, and whether it parsed.
 
-    ``stored_at`` (when the stream stored it) stands in for ``occurred_at`` of a
-    message that has none of its own. A malformed message keeps the id it was
-    published with when that is a UUID; otherwise the log derives one from the position.
+    A message that parses is recorded as it was published (its own JSON, not a
+    re-serialisation), so the log holds what producers said, at the schema version they
+    said it in; replay upcasts it again. ``stored_at`` (when the stream stored it) stands
+    in for ``occurred_at`` of a message that has none of its own. A malformed message
+    keeps the id it was published with when that is a UUID; otherwise the log derives
+    one from the position.
     """
     try:
         event = parse_event(data)
@@ -51,4 +57,20 @@ def record_for_message(
             subject=subject,
         )
         return record, False
-    return record_from_event(event, position=sequence), True
+    published = orjson.loads(data)
+    record = EventRecord(
+        event_id=event.event_id,
+        type=event.type,
+        account_id=event.account_id,
+        occurred_at=event.occurred_at,
+        payload={k: v for k, v in published.items() if k not in ENVELOPE_FIELDS},
+        metadata={
+            "schema_version": published.get("schema_version", 1),
+            "producer": event.producer,
+            "correlation_id": str(event.correlation_id),
+            "causation_id": None if event.causation_id is None else str(event.causation_id),
+            "malformed": False,
+        },
+        position=sequence,
+    )
+    return record, True

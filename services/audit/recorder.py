@@ -128,37 +128,59 @@ class Recorder:
             raise
 
     async def _run(self) -> None:
+        # While one batch is being committed the next is fetched and converted: the
+        # CPU work overlaps the database round trip. Appends stay one at a time, in
+        # order, and each batch is acknowledged only after its own commit.
+        committing: asyncio.Task[bool] | None = None
         while not self._stopping.is_set():
             try:
                 batch = await self._reader.next_batch(self._batch_size, timeout=0.5)
             except Exception as exc:  # NATS reconnecting: the reader re-reads from head
                 self._log.warning("stream read failed; resuming after head", error=repr(exc))
+                if committing is not None:
+                    await committing
+                    committing = None
                 await asyncio.sleep(0.5)
                 await self._resume_after_head()
                 continue
             if not batch:
+                if committing is not None:
+                    await committing
+                    committing = None
                 continue
             records, malformed = self._records(batch)
-            try:
-                await self._append(records)
-            except _Stopping:
-                return
-            except PositionGap as exc:
-                # Someone else moved the head (or it moved back after a restore): re-read.
-                self._log.error("batch does not continue the log; re-reading", error=str(exc))
-                await self._resume_after_head(from_log=True)
-                continue
-            with contextlib.suppress(Exception):
-                # A lost ack only means a redelivery, which the log ignores.
-                await self._reader.ack_through()
-            self.head_position = batch[-1].sequence
-            self._own.head.set(self.head_position)
-            self._own.recorded.inc(len(batch))
-            if malformed:
-                self._own.malformed.inc(malformed)
-            self._metrics.consumer_lag.labels(self._metrics.service, RECORDER_DURABLE).set(
-                batch[-1].pending
-            )
+            if committing is not None and not await committing:
+                committing = None
+                continue  # the previous batch was re-read; this one is stale
+            committing = asyncio.create_task(self._commit(batch, records, malformed))
+        if committing is not None:
+            await committing
+
+    async def _commit(
+        self, batch: list[StreamMessage], records: list[EventRecord], malformed: int
+    ) -> bool:
+        """Append one batch and acknowledge it; False when the reader had to re-read."""
+        try:
+            await self._append(records)
+        except _Stopping:
+            return False
+        except PositionGap as exc:
+            # Someone else moved the head (or it moved back after a restore): re-read.
+            self._log.error("batch does not continue the log; re-reading", error=str(exc))
+            await self._resume_after_head(from_log=True)
+            return False
+        with contextlib.suppress(Exception):
+            # A lost ack only means a redelivery, which the log ignores.
+            await batch[-1].ack()
+        self.head_position = batch[-1].sequence
+        self._own.head.set(self.head_position)
+        self._own.recorded.inc(len(batch))
+        if malformed:
+            self._own.malformed.inc(malformed)
+        self._metrics.consumer_lag.labels(self._metrics.service, RECORDER_DURABLE).set(
+            batch[-1].pending
+        )
+        return True
 
     async def _resume_after_head(self, *, from_log: bool = False) -> None:
         with contextlib.suppress(Exception):

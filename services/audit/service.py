@@ -18,7 +18,7 @@ class AuditService:
 
     name = "audit"
 
-    def __init__(self, *, batch_size: int = 1000) -> None:
+    def __init__(self, *, batch_size: int | None = None) -> None:
         self._batch_size = batch_size
         self._bus: Bus | None = None
         self._recorder: Recorder | None = None
@@ -29,7 +29,10 @@ class AuditService:
         await migrate(settings.database_url)
         self._bus = await Bus.connect(settings.nats_url, self.name, metrics=ctx.metrics)
         self._recorder = Recorder(
-            self._bus, settings.database_url, ctx.metrics, batch_size=self._batch_size
+            self._bus,
+            settings.database_url,
+            ctx.metrics,
+            batch_size=self._batch_size or settings.audit_batch_size,
         )
         await self._recorder.start()
         self._queries_conn = await psycopg.AsyncConnection.connect(

@@ -138,7 +138,7 @@ async def test_the_causal_chain_stays_inside_the_account(
     bus, _ = audit
     chain = history["chain"]
     reply = await bus.request(
-        GetCausalChain(account_id=ALICE, chain_correlation_id=chain),  # type: ignore[arg-type]
+        GetCausalChain(account_id=ALICE, chain_correlation_id=chain),
         EventPageReply,
     )
     assert [e.type for e in reply.events] == ["TradingSuspended", "TradingResumed"]
