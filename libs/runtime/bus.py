@@ -338,9 +338,10 @@ class StreamReader:
     For a recorder whose store is the cursor: it asks to start after the position it
     last committed, takes gapless batches in stream order, and acknowledges through
     what it committed (ack policy ALL: ``batch[-1].ack()``, one ack per batch). If the
-    stream ever hands it something other than the next sequence (after a crash, unacknowledged messages
-    come back only after ``ack_wait``), the consumer is recreated at the next wanted
-    sequence, so the reader never waits on a redelivery timer nor skips a message.
+    stream ever hands it something other than the next sequence (after a crash,
+    unacknowledged messages come back only after ``ack_wait``), the consumer is
+    recreated at the next wanted sequence, so the reader never waits on a redelivery
+    timer nor skips a message.
     """
 
     def __init__(self, bus: Bus, stream: StreamSpec, durable: str, *, ack_wait: float) -> None:
