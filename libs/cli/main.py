@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from libs.cli import audit, contracts, db, up
+from libs.cli import audit, contracts, db, replay, up
 
 app = typer.Typer(
     name="senex",
@@ -16,5 +16,6 @@ app.add_typer(contracts.app, name="contracts")
 app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
 app.command("up")(up.up)
+app.command("replay")(replay.replay)
 if __name__ == "__main__":
     app()

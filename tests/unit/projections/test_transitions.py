@@ -1,0 +1,94 @@
+"""The order lifecycle table, walked pair by pair against the lifecycle written out here."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from libs.contracts.execution import OrderStatus
+from services.execution.projection import ORDERS
+from services.execution.transitions import (
+    ORDER_EVENTS,
+    TRANSITIONS,
+    InvalidTransition,
+    is_allowed,
+    next_status,
+)
+
+S = OrderStatus
+#: Every allowed move, from the lifecycle in services/execution/transitions.py's docstring.
+EXPECTED: dict[tuple[OrderStatus | None, str], OrderStatus] = {
+    (None, "OrderSubmitted"): S.SUBMITTED,
+    (S.SUBMITTED, "OrderAccepted"): S.WORKING,
+    (S.SUBMITTED, "OrderPartiallyFilled"): S.PARTIALLY_FILLED,
+    (S.SUBMITTED, "OrderFilled"): S.FILLED,
+    (S.SUBMITTED, "OrderRejected"): S.REJECTED,
+    (S.SUBMITTED, "OrderCancelled"): S.CANCELLED,
+    (S.SUBMITTED, "OrderExpired"): S.EXPIRED,
+    (S.WORKING, "OrderPartiallyFilled"): S.PARTIALLY_FILLED,
+    (S.WORKING, "OrderFilled"): S.FILLED,
+    (S.WORKING, "OrderRejected"): S.REJECTED,
+    (S.WORKING, "OrderCancelled"): S.CANCELLED,
+    (S.WORKING, "OrderExpired"): S.EXPIRED,
+    (S.WORKING, "OrderReplaced"): S.REPLACED,
+    (S.PARTIALLY_FILLED, "OrderAccepted"): S.PARTIALLY_FILLED,
+    (S.PARTIALLY_FILLED, "OrderPartiallyFilled"): S.PARTIALLY_FILLED,
+    (S.PARTIALLY_FILLED, "OrderFilled"): S.FILLED,
+    (S.PARTIALLY_FILLED, "OrderCancelled"): S.CANCELLED,
+    (S.PARTIALLY_FILLED, "OrderExpired"): S.EXPIRED,
+    (S.PARTIALLY_FILLED, "OrderReplaced"): S.REPLACED,
+}
+STATUSES: list[OrderStatus | None] = [None, *OrderStatus]
+EVENT_TYPES = [event.__name__ for event in ORDER_EVENTS]
+PAIRS = list(itertools.product(STATUSES, EVENT_TYPES))
+
+
+def test_the_walk_covers_every_status_and_event_type() -> None:
+    assert len(PAIRS) == 9 * 8
+    assert set(EVENT_TYPES) == {
+        "OrderSubmitted",
+        "OrderAccepted",
+        "OrderPartiallyFilled",
+        "OrderFilled",
+        "OrderRejected",
+        "OrderCancelled",
+        "OrderExpired",
+        "OrderReplaced",
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "event_type"), PAIRS, ids=[f"{s.value if s else 'NEW'}-{e}" for s, e in PAIRS]
+)
+def test_every_pair(status: OrderStatus | None, event_type: str) -> None:
+    expected = EXPECTED.get((status, event_type))
+    assert is_allowed(status, event_type) is (expected is not None)
+    if expected is None:
+        with pytest.raises(InvalidTransition) as refused:
+            next_status(status, event_type)
+        assert refused.value.status is status
+        assert refused.value.event_type == event_type
+    else:
+        assert next_status(status, event_type) is expected
+
+
+def test_the_table_holds_nothing_beyond_the_walk() -> None:
+    assert dict(TRANSITIONS) == EXPECTED
+
+
+def test_nothing_leaves_a_terminal_status() -> None:
+    for status, event_type in PAIRS:
+        if status is not None and status.is_terminal:
+            assert not is_allowed(status, event_type)
+
+
+def test_a_refusal_names_both_sides() -> None:
+    with pytest.raises(InvalidTransition, match="OrderFilled is not allowed from CANCELLED"):
+        next_status(OrderStatus.CANCELLED, "OrderFilled")
+    with pytest.raises(InvalidTransition, match="OrderAccepted is not allowed from no order yet"):
+        next_status(None, "OrderAccepted")
+
+
+def test_the_orders_projection_folds_every_lifecycle_event() -> None:
+    assert ORDERS.handlers.event_types == frozenset(ORDER_EVENTS)
