@@ -11,6 +11,7 @@ from libs.projections.framework import (
     AppliedIds,
     Handler,
     Handlers,
+    PMap,
     Projection,
     with_anomaly,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "AppliedIds",
     "Handler",
     "Handlers",
+    "PMap",
     "Projection",
     "with_anomaly",
 ]

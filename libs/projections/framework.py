@@ -10,22 +10,31 @@ Handlers are idempotent on ``event_id``: the entities of a state remember the id
 the events applied to them, so a redelivered event changes nothing. `AccountFold`
 folds one account's events into several projections at once; the live consumers and
 ``senex replay`` drive the very same object, which is what makes their results equal.
+
+Entities are kept in `PMap`s, persistent maps: adding or changing one entity costs
+O(log n) and shares the rest, so folding an account's whole history stays linear in its
+length instead of copying every entity on every event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar, cast
+from typing import Annotated, Any, Generic, TypeVar, cast, get_args, overload
 from uuid import UUID
 
-from pydantic import Field, TypeAdapter
+import immutables
+from pydantic import Field, GetCoreSchemaHandler, TypeAdapter
+from pydantic_core import core_schema
 
 from libs.contracts.envelope import Event
 
 S = TypeVar("S")
 E = TypeVar("E", bound=Event)
+K = TypeVar("K")
+V = TypeVar("V")
+T = TypeVar("T")
 
 #: A handler of one event class: the state after the event.
 Handler = Callable[[S, E], S]
@@ -33,6 +42,102 @@ Handler = Callable[[S, E], S]
 #: Ids of the events applied to an entity of a state, which make handlers idempotent.
 #: Bookkeeping: compared, but left out of the rendered state.
 AppliedIds = Annotated[frozenset[UUID], Field(exclude=True)]
+
+
+class PMap(Mapping[K, V]):
+    """An immutable mapping whose `set` returns a new map in O(log n), sharing the rest.
+
+    Built on `immutables.Map` (a hash array mapped trie). It is a `Mapping`, so readers
+    use it like the dicts it replaces: it iterates in insertion order (a replaced value
+    keeps its key's place, as in a dict), compares equal to any mapping with the same
+    items (``PMap() == {}``), is hashable, and renders as a JSON object.
+    """
+
+    __slots__ = ("_items", "_keys")
+    _items: immutables.Map[K, V]
+    _keys: immutables.Map[int, K]
+    """Insertion order: the n-th key added, by n (a HAMT alone iterates by hash)."""
+
+    def __init__(self, items: Mapping[K, V] | Iterable[tuple[K, V]] = ()) -> None:
+        self._items = immutables.Map()
+        self._keys = immutables.Map()
+        pairs = items.items() if isinstance(items, Mapping) else items
+        if pairs:
+            built = self.update(dict(pairs))
+            self._items, self._keys = built._items, built._keys
+
+    @classmethod
+    def _of(cls, items: immutables.Map[K, V], keys: immutables.Map[int, K]) -> PMap[K, V]:
+        new: PMap[K, V] = cls.__new__(cls)
+        new._items = items
+        new._keys = keys
+        return new
+
+    def set(self, key: K, value: V) -> PMap[K, V]:
+        """This map with ``key`` bound to ``value``."""
+        keys = self._keys
+        if key not in self._items:
+            keys = keys.set(len(keys), key)
+        return PMap._of(self._items.set(key, value), keys)
+
+    def update(self, items: Mapping[K, V]) -> PMap[K, V]:
+        """This map with every item of ``items`` set, in their order."""
+        current = self
+        for key, value in items.items():
+            current = current.set(key, value)
+        return current
+
+    def __getitem__(self, key: K) -> V:
+        return self._items[key]
+
+    # Overridden because Mapping.get goes through __getitem__ and a KeyError.
+    @overload
+    def get(self, key: K, /) -> V | None: ...
+    @overload
+    def get(self, key: K, /, default: V | T) -> V | T: ...
+    def get(self, key: K, /, default: V | T | None = None) -> V | T | None:
+        return self._items.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __iter__(self) -> Iterator[K]:
+        keys = self._keys
+        return (keys[n] for n in range(len(keys)))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        # Like dicts, equality ignores the order of insertion.
+        if isinstance(other, PMap):
+            return bool(self._items == other._items)
+        if isinstance(other, Mapping):
+            return len(self) == len(other) and all(
+                key in other and other[key] == value for key, value in self._items.items()
+            )
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __repr__(self) -> str:
+        return f"PMap({dict(self.items())!r})"
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        """Validated and rendered as the ``dict[K, V]`` it stands for."""
+        key, value = get_args(source) or (Any, Any)
+        as_dict = handler.generate_schema(dict[key, value])  # type: ignore[valid-type]
+        return core_schema.no_info_after_validator_function(
+            PMap,
+            as_dict,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda pmap: dict(pmap.items()), return_schema=as_dict
+            ),
+        )
 
 
 class Handlers(Generic[S]):

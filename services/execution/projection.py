@@ -14,7 +14,7 @@ or re-sent with more fills adds each fill once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -40,6 +40,7 @@ from libs.contracts.execution import (
 )
 from libs.contracts.strategy import SpreadKind
 from libs.projections import Anomaly, AppliedIds, Handlers, Projection, with_anomaly
+from libs.projections.framework import PMap
 from services.execution.transitions import InvalidTransition, next_status
 
 
@@ -65,7 +66,7 @@ class OrderRecord:
     replaces_order_id: UUID | None = None
     replaced_by_order_id: UUID | None = None
     broker_order_id: str | None = None
-    fills: Mapping[str, LegFill] = field(default_factory=dict)
+    fills: PMap[str, LegFill] = field(default_factory=PMap)
     """Every fill so far, by broker fill id."""
     rejection_kind: ErrorKind | None = None
     cancel_reason: CancelReason | None = None
@@ -83,7 +84,7 @@ class OrderRecord:
 class OrderBook:
     """Every order of the account by ``order_id``, and events naming unknown orders."""
 
-    orders: Mapping[UUID, OrderRecord] = field(default_factory=dict)
+    orders: PMap[UUID, OrderRecord] = field(default_factory=PMap)
     anomalies: tuple[Anomaly, ...] = ()
 
 
@@ -91,7 +92,7 @@ _handlers: Handlers[OrderBook] = Handlers()
 
 
 def _put(book: OrderBook, order: OrderRecord) -> OrderBook:
-    return replace(book, orders={**book.orders, order.order_id: order})
+    return replace(book, orders=book.orders.set(order.order_id, order))
 
 
 def _transition(
@@ -158,7 +159,7 @@ def _filled(book: OrderBook, event: OrderPartiallyFilled | OrderFilled) -> Order
         new = {f.broker_fill_id: f for f in event.legs if f.broker_fill_id not in order.fills}
         return replace(
             order,
-            fills={**order.fills, **new} if new else order.fills,
+            fills=order.fills.update(new),
             broker_order_id=order.broker_order_id or event.broker_order_id,
         )
 

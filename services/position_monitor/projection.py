@@ -16,7 +16,7 @@ nothing. Events the lifecycle refuses are kept as an `Anomaly`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -42,6 +42,7 @@ from libs.contracts.positions import (
 )
 from libs.contracts.strategy import SpreadKind
 from libs.projections import Anomaly, AppliedIds, Handlers, Projection, with_anomaly
+from libs.projections.framework import PMap
 
 _ZERO = Decimal(0)
 
@@ -119,7 +120,7 @@ class PositionRecord:
 class PositionBook:
     """Every position of the account by id, and events naming unknown positions."""
 
-    positions: Mapping[UUID, PositionRecord] = field(default_factory=dict)
+    positions: PMap[UUID, PositionRecord] = field(default_factory=PMap)
     anomalies: tuple[Anomaly, ...] = ()
 
 
@@ -127,7 +128,7 @@ _handlers: Handlers[PositionBook] = Handlers()
 
 
 def _put(book: PositionBook, position: PositionRecord) -> PositionBook:
-    return replace(book, positions={**book.positions, position.position_id: position})
+    return replace(book, positions=book.positions.set(position.position_id, position))
 
 
 def _once(

@@ -7,16 +7,21 @@ order ended; a filled order hands the risk over to its position) or until a
 A position counts from ``PositionOpened`` (which only a completely filled opening
 order produces, so it is app-managed) until ``PositionClosed``. Buying power and the
 tolerance are not folded here: they come with the broker's balance and the settings.
+
+The totals are kept by deltas (`RunningSum`), so an event costs the same however many
+reservations and positions the account already has.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 from uuid import UUID
+
+from pydantic import Field
 
 from libs.contracts.envelope import Event
 from libs.contracts.errors import ErrorKind
@@ -28,8 +33,52 @@ from libs.contracts.risk import (
     RiskReserved,
 )
 from libs.projections import Anomaly, AppliedIds, Handlers, Projection, with_anomaly
+from libs.projections.framework import PMap
 
 _ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class RunningSum:
+    """A Decimal sum kept by adding and removing terms, equal to re-summing them.
+
+    Adding and subtracting Decimals is exact, but a sum carries the smallest exponent
+    of everything that went into it: 230.00 added then removed leaves ``0.00``, where
+    ``sum(..., Decimal(0))`` over what is left gives ``0``. So the exponents of the
+    current terms are counted and `total` is quantized to the smallest of them (and 0),
+    which renders digit for digit like re-summing the current terms.
+    """
+
+    raw: Decimal = _ZERO
+    count: int = 0
+    exponents: tuple[tuple[int, int], ...] = ()
+    """(exponent, number of current terms with it), few: money has one or two scales."""
+
+    def add(self, term: Decimal) -> RunningSum:
+        """This sum with ``term`` added."""
+        return self._moved(term, 1)
+
+    def remove(self, term: Decimal) -> RunningSum:
+        """This sum without ``term`` (which was added)."""
+        return self._moved(term, -1)
+
+    def _moved(self, term: Decimal, sign: int) -> RunningSum:
+        exponent = int(term.as_tuple().exponent)
+        counts = dict(self.exponents)
+        counts[exponent] = counts.get(exponent, 0) + sign
+        return RunningSum(
+            self.raw + term if sign > 0 else self.raw - term,
+            self.count + sign,
+            tuple(sorted((e, n) for e, n in counts.items() if n)),
+        )
+
+    @property
+    def total(self) -> Decimal:
+        """The sum of the current terms, as ``sum(terms, Decimal(0))`` writes it."""
+        if not self.count:
+            return _ZERO
+        smallest = min(0, self.exponents[0][0])
+        return self.raw.quantize(Decimal(1).scaleb(smallest))
 
 
 class ReservationStatus(StrEnum):
@@ -83,14 +132,14 @@ class PositionRisk:
 class RiskUsage:
     """Reservations and positions of the account, with the totals they add up to.
 
-    The totals are kept with the state (recomputed on every change) so readers need
-    no arithmetic and the rendered state shows them.
+    The totals are kept with the state (updated on every change) so readers need no
+    arithmetic and the rendered state shows them.
     """
 
-    reservations: Mapping[UUID, Reservation] = field(default_factory=dict)
-    failures: Mapping[UUID, ReservationFailure] = field(default_factory=dict)
+    reservations: PMap[UUID, Reservation] = field(default_factory=PMap)
+    failures: PMap[UUID, ReservationFailure] = field(default_factory=PMap)
     """By the id of the RiskReservationFailed event."""
-    positions: Mapping[UUID, PositionRisk] = field(default_factory=dict)
+    positions: PMap[UUID, PositionRisk] = field(default_factory=PMap)
     reserved_risk: Decimal = _ZERO
     """Sum of pending reservations."""
     open_positions_max_risk: Decimal = _ZERO
@@ -99,30 +148,59 @@ class RiskUsage:
     """reserved_risk + open_positions_max_risk."""
     open_positions: int = 0
     anomalies: tuple[Anomaly, ...] = ()
+    by_suggestion: Annotated[PMap[UUID, tuple[UUID, ...]], Field(exclude=True)] = field(
+        default_factory=PMap, repr=False
+    )
+    """Reservation ids by suggestion, so a RiskReservationFailed finds its own."""
+    reserved_sum: Annotated[RunningSum, Field(exclude=True)] = field(
+        default=RunningSum(), repr=False
+    )
+    """The pending reservations' amounts."""
+    at_risk_sum: Annotated[RunningSum, Field(exclude=True)] = field(
+        default=RunningSum(), repr=False
+    )
+    """The open positions' max risk."""
 
 
 _handlers: Handlers[RiskUsage] = Handlers()
 
 
-def _totals(usage: RiskUsage) -> RiskUsage:
-    reserved = sum(
-        (r.amount for r in usage.reservations.values() if r.status is ReservationStatus.PENDING),
-        _ZERO,
-    )
-    open_positions = [p for p in usage.positions.values() if p.open]
-    at_risk = sum((p.max_risk for p in open_positions), _ZERO)
+def _totals(usage: RiskUsage, reserved: RunningSum, at_risk: RunningSum) -> RiskUsage:
+    """``usage`` with its running sums and the totals they give."""
+    reserved_risk, at_risk_total = reserved.total, at_risk.total
     return replace(
         usage,
-        reserved_risk=reserved,
-        open_positions_max_risk=at_risk,
-        used_risk=reserved + at_risk,
-        open_positions=len(open_positions),
+        reserved_sum=reserved,
+        at_risk_sum=at_risk,
+        reserved_risk=reserved_risk,
+        open_positions_max_risk=at_risk_total,
+        used_risk=reserved_risk + at_risk_total,
+        open_positions=at_risk.count,
     )
 
 
 def _put_reservation(usage: RiskUsage, reservation: Reservation) -> RiskUsage:
-    reservations = {**usage.reservations, reservation.reservation_id: reservation}
-    return _totals(replace(usage, reservations=reservations))
+    """``usage`` with ``reservation`` stored and the reserved total moved by the change."""
+    old = usage.reservations.get(reservation.reservation_id)
+    reserved = usage.reserved_sum
+    if old is not None and old.status is ReservationStatus.PENDING:
+        reserved = reserved.remove(old.amount)
+    if reservation.status is ReservationStatus.PENDING:
+        reserved = reserved.add(reservation.amount)
+    changed = replace(
+        usage, reservations=usage.reservations.set(reservation.reservation_id, reservation)
+    )
+    if old is None:
+        ids = usage.by_suggestion.get(reservation.suggestion_id, ())
+        changed = replace(
+            changed,
+            by_suggestion=usage.by_suggestion.set(
+                reservation.suggestion_id, (*ids, reservation.reservation_id)
+            ),
+        )
+    if reserved is usage.reserved_sum:
+        return changed
+    return _totals(changed, reserved, usage.at_risk_sum)
 
 
 def _anomaly(usage: RiskUsage, event: Event, message: str) -> RiskUsage:
@@ -192,19 +270,15 @@ def _reservation_failed(usage: RiskUsage, event: RiskReservationFailed) -> RiskU
     failure = ReservationFailure(
         event.suggestion_id, event.reason, event.message, event.occurred_at
     )
-    reservations = {
-        rid: replace(r, status=ReservationStatus.FAILED, ended_at=event.occurred_at)
-        if r.suggestion_id == event.suggestion_id and r.status is ReservationStatus.PENDING
-        else r
-        for rid, r in usage.reservations.items()
-    }
-    return _totals(
-        replace(
-            usage,
-            failures={**usage.failures, event.event_id: failure},
-            reservations=reservations,
-        )
-    )
+    usage = replace(usage, failures=usage.failures.set(event.event_id, failure))
+    for reservation_id in usage.by_suggestion.get(event.suggestion_id, ()):
+        reservation = usage.reservations[reservation_id]
+        if reservation.status is ReservationStatus.PENDING:
+            failed = replace(
+                reservation, status=ReservationStatus.FAILED, ended_at=event.occurred_at
+            )
+            usage = _put_reservation(usage, failed)
+    return usage
 
 
 @_handlers.on(PositionOpened)
@@ -213,7 +287,12 @@ def _position_opened(usage: RiskUsage, event: PositionOpened) -> RiskUsage:
         # A redelivery, or a second opening of the same position: the first one counts.
         return usage
     risk = PositionRisk(event.position_id, event.max_risk, event.occurred_at)
-    return _totals(replace(usage, positions={**usage.positions, event.position_id: risk}))
+    positions = usage.positions.set(event.position_id, risk)
+    return _totals(
+        replace(usage, positions=positions),
+        usage.reserved_sum,
+        usage.at_risk_sum.add(risk.max_risk),
+    )
 
 
 @_handlers.on(PositionClosed)
@@ -224,7 +303,9 @@ def _position_closed(usage: RiskUsage, event: PositionClosed) -> RiskUsage:
     if not position.open:
         return usage
     closed = replace(position, open=False, closed_at=event.occurred_at)
-    return _totals(replace(usage, positions={**usage.positions, event.position_id: closed}))
+    positions = usage.positions.set(event.position_id, closed)
+    at_risk = usage.at_risk_sum.remove(position.max_risk)
+    return _totals(replace(usage, positions=positions), usage.reserved_sum, at_risk)
 
 
 #: The risk usage projection, as risk and ``senex replay`` fold it.

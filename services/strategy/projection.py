@@ -30,6 +30,7 @@ from libs.contracts.strategy import (
     SuggestionStatus,
 )
 from libs.projections import Anomaly, AppliedIds, Handlers, Projection, with_anomaly
+from libs.projections.framework import PMap
 
 #: The suggestion lifecycle: ``(status, event type) -> next status``; absent pairs are
 #: refused. Every decision is final.
@@ -107,8 +108,8 @@ class SkippedSuggestion:
 class SuggestionBook:
     """Suggestions by id, skips by event id, and events about unknown suggestions."""
 
-    suggestions: Mapping[UUID, SuggestionRecord] = field(default_factory=dict)
-    skipped: Mapping[UUID, SkippedSuggestion] = field(default_factory=dict)
+    suggestions: PMap[UUID, SuggestionRecord] = field(default_factory=PMap)
+    skipped: PMap[UUID, SkippedSuggestion] = field(default_factory=PMap)
     anomalies: tuple[Anomaly, ...] = ()
 
 
@@ -116,7 +117,7 @@ _handlers: Handlers[SuggestionBook] = Handlers()
 
 
 def _put(book: SuggestionBook, record: SuggestionRecord) -> SuggestionBook:
-    suggestions = {**book.suggestions, record.suggestion.suggestion_id: record}
+    suggestions = book.suggestions.set(record.suggestion.suggestion_id, record)
     return replace(book, suggestions=suggestions)
 
 
@@ -186,7 +187,7 @@ def _skipped(book: SuggestionBook, event: SuggestionSkipped) -> SuggestionBook:
         automatic=event.automatic,
         skipped_at=event.occurred_at,
     )
-    return replace(book, skipped={**book.skipped, event.event_id: skip})
+    return replace(book, skipped=book.skipped.set(event.event_id, skip))
 
 
 def _checked(book: SuggestionBook, event: RiskCheckPassed | RiskCheckFailed) -> SuggestionBook:
