@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -22,6 +23,9 @@ from libs.runtime.servers import (
     new_nats,
     new_postgres,
 )
+
+
+ServerT = TypeVar("ServerT", bound=ServerProcess)
 
 
 @pytest.fixture(scope="session")
@@ -72,13 +76,13 @@ def server_dir(server_root: Path, request: pytest.FixtureRequest) -> Path:
     return Path(tempfile.mkdtemp(prefix=_database_name(request.node.name)[:12], dir=server_root))
 
 
-@pytest.fixture
-def nats_factory(server_dir: Path) -> Iterator[Callable[[], ServerProcess]]:
-    """Start dedicated NATS servers that a fault test may kill and restart."""
-    started: list[ServerProcess] = []
+def _factory(
+    build: Callable[[Path], ServerT], base: Path, prefix: str
+) -> Iterator[Callable[[], ServerT]]:
+    started: list[ServerT] = []
 
-    def make() -> ServerProcess:
-        server = new_nats(server_dir / f"nats{len(started)}")
+    def make() -> ServerT:
+        server = build(base / f"{prefix}{len(started)}")
         server.start()
         started.append(server)
         return server
@@ -86,19 +90,15 @@ def nats_factory(server_dir: Path) -> Iterator[Callable[[], ServerProcess]]:
     yield make
     for server in started:
         discard(server)
+
+
+@pytest.fixture
+def nats_factory(server_dir: Path) -> Iterator[Callable[[], ServerProcess]]:
+    """Start dedicated NATS servers that a fault test may kill and restart."""
+    yield from _factory(new_nats, server_dir, "nats")
 
 
 @pytest.fixture
 def postgres_factory(server_dir: Path) -> Iterator[Callable[[], PostgresProcess]]:
     """Start dedicated PostgreSQL servers that a fault test may kill and restart."""
-    started: list[PostgresProcess] = []
-
-    def make() -> PostgresProcess:
-        server = new_postgres(server_dir / f"pg{len(started)}")
-        server.start()
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        discard(server)
+    yield from _factory(new_postgres, server_dir, "pg")

@@ -356,29 +356,37 @@ def create_database(admin_url: str, name: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-class DockerNats:
-    """nats-server with JetStream in a container (testcontainers), on a fixed host port."""
+class _DockerServer:
+    """A server in a container (testcontainers) on a fixed host port.
 
-    image = "nats:2.10-alpine"
+    The host port is fixed at creation so a stopped and restarted container is found at
+    the same address, as an embedded server is.
+    """
+
+    image = ""
+    container_port = 0
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port if port is not None else free_port()
         self._container: Any = None
 
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+    def _configure(self, container: Any) -> Any:
+        """Add the image's command and environment to ``container``."""
+        return container
+
+    def _wait_ready(self) -> None:
+        wait_for_port("127.0.0.1", self.port)
 
     def start(self) -> None:
         if self._container is None:
             from testcontainers.core.container import DockerContainer
 
-            container = DockerContainer(self.image).with_command("-js -sd /data")
-            container.with_bind_ports(4222, self.port)
+            container = self._configure(DockerContainer(self.image))
+            container.with_bind_ports(self.container_port, self.port)
             self._container = container.start()
         else:
             self._container.get_wrapped_container().start()
-        wait_for_port("127.0.0.1", self.port)
+        self._wait_ready()
 
     def stop(self) -> None:
         if self._container is not None:
@@ -399,15 +407,26 @@ class DockerNats:
             self._container = None
 
 
-class DockerPostgres:
-    """PostgreSQL in a container (testcontainers), trust auth, on a fixed host port."""
+class DockerNats(_DockerServer):
+    """nats-server with JetStream in a container."""
+
+    image = "nats:2.10-alpine"
+    container_port = 4222
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def _configure(self, container: Any) -> Any:
+        return container.with_command("-js -sd /data")
+
+
+class DockerPostgres(_DockerServer):
+    """PostgreSQL in a container, trust auth."""
 
     image = "postgres:16-alpine"
+    container_port = 5432
     superuser = "postgres"
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port if port is not None else free_port()
-        self._container: Any = None
 
     @property
     def url(self) -> str:
@@ -416,16 +435,8 @@ class DockerPostgres:
     def database_url(self, database: str) -> str:
         return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{database}"
 
-    def start(self) -> None:
-        if self._container is None:
-            from testcontainers.core.container import DockerContainer
-
-            container = DockerContainer(self.image).with_env("POSTGRES_HOST_AUTH_METHOD", "trust")
-            container.with_bind_ports(5432, self.port)
-            self._container = container.start()
-        else:
-            self._container.get_wrapped_container().start()
-        self._wait_ready()
+    def _configure(self, container: Any) -> Any:
+        return container.with_env("POSTGRES_HOST_AUTH_METHOD", "trust")
 
     def _wait_ready(self) -> None:
         import psycopg
@@ -439,24 +450,6 @@ class DockerPostgres:
                 if time.monotonic() > deadline:
                     raise ServerError(f"postgres container not ready: {exc}") from exc
                 time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self._container is not None:
-            self._container.get_wrapped_container().stop()
-
-    def kill(self) -> None:
-        if self._container is not None:
-            self._container.get_wrapped_container().kill()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def remove(self) -> None:
-        """Delete the container and its data."""
-        if self._container is not None:
-            self._container.stop()
-            self._container = None
 
     def create_database(self, name: str) -> str:
         """Create database ``name`` (if missing) and return its DSN."""
@@ -493,7 +486,7 @@ def new_postgres(data_dir: Path) -> PostgresProcess:
 
 def discard(server: ServerProcess) -> None:
     """Stop ``server`` for good (containers are removed; embedded data dirs stay)."""
-    if isinstance(server, (DockerNats, DockerPostgres)):
+    if isinstance(server, _DockerServer):
         server.remove()
     else:
         server.stop()
