@@ -24,6 +24,7 @@ from libs.runtime.servers import (
     new_postgres,
 )
 
+pytest_plugins = ["tests.simulator_fixtures"]
 
 ServerT = TypeVar("ServerT", bound=ServerProcess)
 

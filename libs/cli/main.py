@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from libs.cli import audit, contracts, db, replay, up
+from libs.cli import account, audit, contracts, db, replay, sim, up
 
 app = typer.Typer(
     name="senex",
@@ -15,6 +15,8 @@ app = typer.Typer(
 app.add_typer(contracts.app, name="contracts")
 app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
+app.add_typer(sim.app, name="sim")
+app.add_typer(account.app, name="account")
 app.command("up")(up.up)
 app.command("replay")(replay.replay)
 if __name__ == "__main__":
