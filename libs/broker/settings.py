@@ -30,7 +30,8 @@ class BrokerSettings(BaseSettings):
         validation_alias=AliasChoices("SENEX_BROKER_MODE", "SENEX_MODE"),
     )
     #: Where paper mode sends every request (REST and websockets).
-    simulator_url: str = "http://127.0.0.1:8400"
+    #: (8765 is `senex sim`'s default port, so paper mode finds `make run`'s simulator.)
+    simulator_url: str = "http://127.0.0.1:8765"
     #: Seconds to wait for any one HTTP exchange before reporting BROKER_TIMEOUT.
     request_timeout_s: float = Field(default=10.0, gt=0)
     #: Refresh the OAuth access token this many seconds before it expires.

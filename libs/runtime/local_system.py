@@ -43,6 +43,8 @@ SERVICES: tuple[str, ...] = (
     "position_monitor",
     "gateway",
 )
+#: The broker simulator's port: the broker adapter's default paper URL points here.
+SIMULATOR_PORT = 8765
 PREFERRED_NATS_PORT = 14222
 PREFERRED_POSTGRES_PORT = 15432
 DATABASE_NAME = "senex"
@@ -125,35 +127,56 @@ class LocalSystem:
         applied = migrate_sync(self.database_url)
         self.say(f"Migrations  {len(applied)} applied" if applied else "Migrations  up to date")
 
-    def start_services(self) -> None:
-        """Start every service process and wait until each reports healthy."""
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "NATS_URL": self.nats_url, "DATABASE_URL": self.database_url}
-        for name in SERVICES:
-            with (logs / f"{name}.log").open("ab") as log_file:
-                self.processes[name] = subprocess.Popen(
-                    [sys.executable, "-m", f"services.{name}"],
-                    cwd=self.root,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                )
-        for name in SERVICES:
-            self._wait_healthy(name)
-            port = DEFAULT_METRICS_PORTS[name]
-            self.say(f"{name:<18} healthy   http://127.0.0.1:{port}/health   log {logs / name}.log")
+        with (logs / f"{name}.log").open("ab") as log_file:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, *args],
+                cwd=self.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
 
-    def _wait_healthy(self, name: str) -> None:
-        url = f"http://127.0.0.1:{DEFAULT_METRICS_PORTS[name]}/health"
+    def start_simulator(self) -> None:
+        """Start the broker simulator (paper mode's broker) with its state in .senex/sim."""
+        if not port_is_free(SIMULATOR_PORT):
+            raise StartupError(f"port {SIMULATOR_PORT} (the broker simulator's) is taken")
+        env = {**os.environ, "SENEX_SIM_DATA_DIR": str(self.data_dir / "sim")}
+        self._spawn("simulator", ["-m", "services.simulator", "--port", str(SIMULATOR_PORT)], env)
+        url = f"http://127.0.0.1:{SIMULATOR_PORT}"
+        self._wait_healthy("simulator", f"{url}/sim/health")
+        self.say(
+            f"{'simulator':<18} healthy   {url}   (paper broker; log .senex/logs/simulator.log)"
+        )
+
+    def start_services(self) -> None:
+        """Start every service process and wait until each reports healthy."""
+        env = {
+            **os.environ,
+            "NATS_URL": self.nats_url,
+            "DATABASE_URL": self.database_url,
+            "SENEX_MODE": "paper",
+            "SENEX_BROKER_SIMULATOR_URL": f"http://127.0.0.1:{SIMULATOR_PORT}",
+        }
+        for name in SERVICES:
+            self._spawn(name, ["-m", f"services.{name}"], env)
+        for name in SERVICES:
+            port = DEFAULT_METRICS_PORTS[name]
+            self._wait_healthy(name, f"http://127.0.0.1:{port}/health")
+            self.say(f"{name:<18} healthy   http://127.0.0.1:{port}/health")
+
+    def _wait_healthy(self, name: str, url: str) -> None:
         deadline = time.monotonic() + HEALTH_TIMEOUT_S
         while True:
             code = self.processes[name].poll()
             if code is not None:
                 raise StartupError(f"{name} exited with code {code} during start-up")
             try:
-                with urllib.request.urlopen(url, timeout=2) as reply:
+                # Loopback http URLs built in this module, never user input.
+                with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310
                     if reply.status == 200:
                         return
             except (urllib.error.URLError, OSError):
@@ -204,6 +227,7 @@ def run_local_system(root: Path) -> int:
     try:
         system.start_servers()
         system.migrate()
+        system.start_simulator()
         system.start_services()
         system.say("Senex is up (paper mode). Press Ctrl-C to stop.")
         code = system.supervise(lambda: stop_flag["stop"])

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from libs.runtime.local_system import SERVICES
+from libs.runtime.local_system import SERVICES, SIMULATOR_PORT
 from libs.runtime.settings import DEFAULT_METRICS_PORTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +38,21 @@ def test_senex_up_starts_every_service_and_stops_on_ctrl_c(server_dir: Path) -> 
             url = f"http://127.0.0.1:{DEFAULT_METRICS_PORTS[name]}/health"
             with urllib.request.urlopen(url, timeout=5) as reply:
                 assert json.loads(reply.read())["status"] == "ok"
+        # The paper broker answers the SDK's OAuth with the default credentials.
+        token = urllib.request.Request(
+            f"http://127.0.0.1:{SIMULATOR_PORT}/oauth/token",
+            data=json.dumps(
+                {
+                    "grant_type": "refresh_token",
+                    "client_secret": "senex-paper-secret",
+                    "refresh_token": "senex-paper-refresh",
+                }
+            ).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(token, timeout=5) as reply:
+            assert json.loads(reply.read())["access_token"]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 0, output.read_text()
     finally:
@@ -49,3 +64,4 @@ def test_senex_up_starts_every_service_and_stops_on_ctrl_c(server_dir: Path) -> 
     assert "stopped." in text
     # Data is kept between runs, under the project's .senex/.
     assert (server_dir / ".senex" / "postgres" / "pgdata" / "PG_VERSION").exists()
+    assert (server_dir / ".senex" / "sim").is_dir()
