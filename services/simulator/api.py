@@ -29,9 +29,14 @@ SWEEP_INTERVAL = 0.2
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
+    413: "request_too_large",
     404: "not_found",
     405: "method_not_allowed",
 }
+#: Largest request body read (no request of the API comes near it).
+MAX_BODY_BYTES = 1 << 20
+#: Ids live in SQLite INTEGER columns (signed 64-bit).
+_MAX_ID = 1 << 63
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -55,8 +60,18 @@ def error_response(error: ApiError) -> Response:
 
 
 async def read_json(request: Request) -> Any:
-    """The request body as JSON; 400 in the API's shape when it is not JSON."""
-    raw = await request.body()
+    """The request body as JSON; 400 in the API's shape when it is not JSON, 413 when
+    it is larger than :data:`MAX_BODY_BYTES`."""
+    chunks: list[bytes] = []
+    size = 0
+    # Drain an oversized body rather than answer mid-upload, so the client reads the 413.
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= MAX_BODY_BYTES:
+            chunks.append(chunk)
+    if size > MAX_BODY_BYTES:
+        raise ApiError(413, "request_too_large", f"request body over {MAX_BODY_BYTES} bytes")
+    raw = b"".join(chunks)
     if not raw:
         return {}
     try:
@@ -67,9 +82,12 @@ async def read_json(request: Request) -> Any:
 
 def _path_int(request: Request, name: str) -> int:
     try:
-        return int(request.path_params[name])
+        value = int(request.path_params[name])
     except ValueError as exc:
         raise not_found(f"{name} {request.path_params[name]!r}") from exc
+    if not 0 < value < _MAX_ID:
+        raise not_found(f"{name} {request.path_params[name]!r}")
+    return value
 
 
 def _symbol(request: Request) -> str:

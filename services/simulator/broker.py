@@ -119,8 +119,9 @@ class Broker:
     fill_delay: float = 0.0
 
     def __post_init__(self) -> None:
+        saved_delay = self.store.get_meta("fill-delay")
         self.fill_delay = float(
-            self.store.get_meta("fill-delay") or self.settings.fill_delay_seconds
+            self.settings.fill_delay_seconds if saved_delay is None else saved_delay
         )
         for symbol in market.UNDERLYINGS:
             raw = self.store.get_meta(f"price-path:{symbol}") or []
@@ -348,7 +349,7 @@ class Broker:
                 price = Decimal(str(body["price"]))
             except (KeyError, InvalidOperation) as exc:
                 raise invalid("a Limit order needs a numeric price") from exc
-            if not price.is_finite() or price < 0 or price != price.quantize(fills.TICK):
+            if not _on_grid(price, fills.TICK):
                 raise unprocessable(
                     "invalid_price", "price must be a non-negative multiple of 0.01"
                 )
@@ -399,7 +400,7 @@ class Broker:
                 quantity = Decimal(str(item.get("quantity")))
             except InvalidOperation as exc:
                 raise invalid("leg quantity must be a number") from exc
-            if not quantity.is_finite() or quantity <= 0 or quantity % 1 != 0:
+            if not _on_grid(quantity, Decimal(1)) or quantity == 0:
                 raise unprocessable(
                     "invalid_quantity", "leg quantity must be a positive whole number"
                 )
@@ -766,6 +767,17 @@ class Broker:
                 else max(option.strike - spot, Decimal(0))
             )
             self.apply_fill(position.account, position.symbol, -position.quantity, intrinsic)
+
+
+def _on_grid(value: Decimal, step: Decimal) -> bool:
+    """Whether ``value`` is a finite, non-negative multiple of ``step`` (False for
+    numbers too large to quantize, e.g. ``1e999999``)."""
+    if not value.is_finite() or value < 0:
+        return False
+    try:
+        return value == value.quantize(step)
+    except InvalidOperation:
+        return False
 
 
 def _fees(legs: list[ParsedLeg]) -> dict[str, str]:

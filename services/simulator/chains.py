@@ -78,6 +78,8 @@ def parse_occ(symbol: str) -> OptionSymbol | None:
         strike = Decimal(int(millis)) / 1000
     except (ValueError, InvalidOperation):
         return None
+    if strike <= 0:
+        return None
     return OptionSymbol(root=root, expiration=expiration, is_call=kind == "C", strike=strike)
 
 

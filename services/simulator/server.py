@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -121,8 +124,29 @@ class SimulatorServer:
             f"  simulated now: {self.clock.now().isoformat()} (speed {self.clock.speed})",
             flush=True,
         )
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        if on_main_thread:
+            previous = signal.signal(signal.SIGTERM, _clean_exit_on_sigterm(server))
         try:
             asyncio.run(server.serve(sockets=[self._socket]))
         finally:
+            if on_main_thread and previous is not None:
+                signal.signal(signal.SIGTERM, previous)
             self._socket.close()
             self.store.close()
+
+
+def _clean_exit_on_sigterm(server: uvicorn.Server) -> Callable[[int, FrameType | None], None]:
+    """A SIGTERM handler making SIGTERM a clean stop (exit status 0).
+
+    uvicorn shuts down gracefully on SIGTERM and then re-raises the signal to the handler
+    installed before it started, which by default kills the process (status 143). This
+    handler ignores that re-raise once uvicorn is stopping, and exits 0 when SIGTERM
+    arrives before uvicorn installed its own handlers.
+    """
+
+    def on_sigterm(sig: int, frame: FrameType | None) -> None:
+        if not server.should_exit:
+            raise SystemExit(0)
+
+    return on_sigterm
