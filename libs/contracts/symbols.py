@@ -8,6 +8,7 @@ valid, and reads its parts back as typed values.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -61,8 +62,13 @@ class OptionContract(NamedTuple):
     strike: Decimal
 
 
+@functools.lru_cache(maxsize=65_536)
 def parse_occ(symbol: str) -> OptionContract:
-    """Split an OCC symbol into its parts; raises ``InvalidOccSymbol``."""
+    """Split an OCC symbol into its parts; raises ``InvalidOccSymbol``.
+
+    Cached: the same few hundred symbols recur in every quote, leg and fill, and the
+    result is immutable (errors are not cached).
+    """
     if len(symbol) != 21 or not _OCC_RE.match(symbol):
         raise InvalidOccSymbol(
             f"{symbol!r} is not an OCC symbol (root padded to 6, YYMMDD, C/P, 8-digit strike)"
