@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from services.simulator.clock import START_EXAMPLE, parse_instant
 from services.simulator.server import SimulatorServer
 from services.simulator.settings import DEFAULT_PORT, SimSettings
 
@@ -41,6 +42,14 @@ def _call(port: int, method: str, path: str, body: dict[str, Any] | None = None)
     return answer
 
 
+def _aware_start(value: str) -> datetime:
+    """``--start`` as an aware instant; a usage error (exit 2) when it is naive or bad."""
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--start'") from exc
+
+
 @app.callback(invoke_without_command=True)
 def serve(
     ctx: typer.Context,
@@ -50,7 +59,13 @@ def serve(
         typer.Option(help="State directory (default $SENEX_SIM_DATA_DIR or .senex/sim)."),
     ] = None,
     start: Annotated[
-        datetime | None, typer.Option(help="Simulated start instant (default: resume or now).")
+        datetime | None,
+        typer.Option(
+            parser=_aware_start,
+            metavar="<instant>",
+            help="Simulated start instant with a UTC offset, e.g. "
+            f"{START_EXAMPLE} (default: resume or now).",
+        ),
     ] = None,
     speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 1.0,
 ) -> None:

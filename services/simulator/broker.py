@@ -412,15 +412,34 @@ class Broker:
         return legs
 
     def _check_closing(self, number: str, legs: list[ParsedLeg]) -> None:
+        """422 ``insufficient_position`` when a closing leg is bigger than the position it
+        closes (a short for Buy to Close, a long for Sell to Close): a closing leg never
+        opens a position. Other working closing orders are not netted here; a fill that
+        the position no longer covers is rejected instead (see :meth:`_uncovered_close`)."""
+        shortfall = self._uncovered_close(
+            number, [(leg.symbol.occ, leg.action, leg.quantity) for leg in legs]
+        )
+        if shortfall is not None:
+            raise unprocessable("insufficient_position", shortfall)
+
+    def _uncovered_close(self, number: str, legs: list[tuple[str, str, int]]) -> str | None:
+        """Why the first closing leg of ``legs`` (symbol, action, quantity) is not covered
+        by the account's positions, or None when every closing leg is."""
         held = {p.symbol: p.quantity for p in self.store.positions(number)}
-        for leg in legs:
-            have = held.get(leg.symbol.occ, 0)
-            if leg.action == "Buy to Close" and -have < leg.quantity:
-                raise unprocessable(
-                    "invalid_position_effect", f"no short {leg.symbol.occ} to close"
+        for symbol, action, quantity in legs:
+            have = held.get(symbol, 0)
+            if action == "Buy to Close":
+                covered, side = max(-have, 0), "short"
+            elif action == "Sell to Close":
+                covered, side = max(have, 0), "long"
+            else:
+                continue
+            if quantity > 0 and covered < quantity:
+                return (
+                    f"{action} {quantity} {symbol} exceeds the open {side} position "
+                    f"of {covered}; a closing order cannot open a position"
                 )
-            if leg.action == "Sell to Close" and have < leg.quantity:
-                raise unprocessable("invalid_position_effect", f"no long {leg.symbol.occ} to close")
+        return None
 
     def leg_quotes(self, legs: list[ParsedLeg]) -> list[fills.LegQuote]:
         """Current quotes of the legs for the fill model."""
@@ -704,6 +723,21 @@ class Broker:
             doc["_held"] = True
         else:
             fill_qty = remaining
+        shortfall = self._uncovered_close(
+            doc["account-number"],
+            [
+                (leg["symbol"], leg["action"], qty)
+                for leg, qty in zip(doc["legs"], fill_qty, strict=True)
+            ],
+        )
+        if shortfall is not None:
+            # The position this order closes is gone (closed elsewhere, settled, or
+            # smaller than the order): filling would open a new position instead.
+            doc.pop("_held", None)
+            self._finish(doc, "Rejected")
+            doc["reject-reason"] = f"The position to close is gone: {shortfall}"
+            self._save(doc)
+            return
         self._fill(doc, fill_qty, prices)
 
     @staticmethod

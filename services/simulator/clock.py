@@ -81,6 +81,26 @@ def last_completed_session(t: datetime) -> date:
     return previous_session_before(today)
 
 
+START_EXAMPLE = "2025-06-03T11:00:00-04:00"
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO-8601 instant that names its UTC offset (``-04:00``, ``+00:00`` or ``Z``);
+    ValueError, with an example, when it is malformed or naive."""
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise ValueError(
+            f"{text!r} is not an ISO-8601 instant; give one with a UTC offset, "
+            f"e.g. {START_EXAMPLE} or 2025-06-03T15:00:00Z"
+        ) from exc
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError(
+            f"{text!r} has no UTC offset; give one, e.g. {START_EXAMPLE} or 2025-06-03T15:00:00Z"
+        )
+    return parsed
+
+
 class SimClock:
     """Simulated time: a chosen start, advancing at ``speed`` times real time.
 
