@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -41,6 +42,7 @@ if str(ROOT) not in sys.path:
 
 import nats  # noqa: E402 - after the path set-up, for `python bench/eventlog.py`
 import orjson  # noqa: E402
+import psutil  # noqa: E402
 import psycopg  # noqa: E402
 from nats.js import api  # noqa: E402
 
@@ -102,6 +104,53 @@ async def wait_position(dsn: str, table: str, n: int) -> None:
             await asyncio.sleep(0.01)
 
 
+class CpuMeter:
+    """CPU seconds spent by each part of the pipeline between `start` and `stop`.
+
+    On a 2-core machine every part competes for the same cores, so the per-event CPU
+    of each part explains an end-to-end rate better than the rate alone.
+    """
+
+    def __init__(self, parts: dict[str, int | None], with_children: frozenset[str]) -> None:
+        self._pids = {name: pid for name, pid in parts.items() if pid is not None}
+        self._with_children = with_children
+        self._start: dict[str, float] = {}
+
+    def _sample(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for name, pid in self._pids.items():
+            try:
+                root = psutil.Process(pid)
+                procs = [root]
+                if name in self._with_children:
+                    procs += root.children(recursive=True)
+            except psutil.NoSuchProcess:
+                continue
+            total = 0.0
+            for proc in procs:
+                try:
+                    times = proc.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                total += times.user + times.system
+            if name in self._with_children:
+                # Children that exited (and were reaped) since: their time is the root's.
+                own = root.cpu_times()
+                total += own.children_user + own.children_system
+            totals[name] = total
+        return totals
+
+    def start(self) -> None:
+        self._start = self._sample()
+
+    def stop(self, events: int) -> dict[str, float]:
+        """Microseconds of CPU per event, by part."""
+        end = self._sample()
+        return {
+            name: round((end[name] - self._start.get(name, 0.0)) / events * 1e6, 1) for name in end
+        }
+
+
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -122,13 +171,14 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def project_record(
-    nats_url: str, dsn: str, events: Sequence[Event], batch: int, work: Path
-) -> float:
+    servers: Servers, dsn: str, events: Sequence[Event], batch: int, work: Path
+) -> tuple[float, dict[str, float]]:
     """Seconds from the first publish to the last row committed by the real recorder.
 
     The recorder runs as the real audit service process, as in production; the
     publisher is this process.
     """
+    nats_url = servers.nats.url
     env = {
         **os.environ,
         "NATS_URL": nats_url,
@@ -141,14 +191,17 @@ async def project_record(
     audit = spawn(["-m", "services.audit"], env, work / "audit.log")
     try:
         await wait_health(env["SENEX_METRICS_PORT"], audit)
+        meter = servers.meter(audit.pid)
+        meter.start()
         started = time.perf_counter()
         await publisher.publish_many(events, timeout=600)
         await wait_position(dsn, "events", len(events))
         elapsed = time.perf_counter() - started
+        cpu = meter.stop(len(events))
     finally:
         stop(audit)
         await publisher.close()
-    return elapsed
+    return elapsed, cpu
 
 
 async def wait_health(port: str, proc: subprocess.Popen[bytes]) -> None:
@@ -200,13 +253,16 @@ async def bare_consume(nats_url: str, dsn: str, n: int, batch: int) -> None:
                         await copy.write_row((seq, msg_id, msg.data.decode()))
             await msgs[-1].ack()
             stored += len(msgs)
-    await nc.close()
+        # Stay (connection open) until the benchmark stops us, so its CPU meter still
+        # finds this process and its database backend when it takes the last sample.
+        await asyncio.Event().wait()
 
 
 async def bare_record(
-    nats_url: str, dsn: str, payloads: Sequence[bytes], batch: int, work: Path
-) -> float:
+    servers: Servers, dsn: str, payloads: Sequence[bytes], batch: int, work: Path
+) -> tuple[float, dict[str, float]]:
     """nats-py pipelined publish here + pull consumer and COPY in another process."""
+    nats_url = servers.nats.url
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     await js.add_stream(name="BARE", subjects=["bare.>"])
@@ -221,16 +277,19 @@ async def bare_record(
     args = [__file__, "--bare-consumer", nats_url, dsn, str(len(payloads)), str(batch)]
     consumer = spawn(args, dict(os.environ), work / "bare.log")
     try:
+        meter = servers.meter(consumer.pid)
+        meter.start()
         started = time.perf_counter()
         for i, payload in enumerate(payloads):
             await js.publish_async(f"bare.{ACCOUNT}", payload, headers={"Nats-Msg-Id": str(i)})
         await js.publish_async_completed()
         await wait_position(dsn, "bare", len(payloads))
         elapsed = time.perf_counter() - started
+        cpu = meter.stop(len(payloads))
     finally:
         stop(consumer)
         await nc.close()
-    return elapsed
+    return elapsed, cpu
 
 
 async def bare_replay(dsn: str) -> tuple[float, int]:
@@ -255,10 +314,30 @@ def _work_dir() -> Path:
     return work
 
 
+class Servers:
+    """The benchmark's own NATS and PostgreSQL."""
+
+    def __init__(self, work: Path) -> None:
+        self.nats = EmbeddedNats(work / "nats")
+        self.pg = EmbeddedPostgres(work / "pg", durable=True)
+
+    def meter(self, consumer_pid: int) -> CpuMeter:
+        return CpuMeter(
+            {
+                "publisher": os.getpid(),
+                "consumer": consumer_pid,
+                "nats_server": self.nats.pid,
+                "postgres": self.pg.pid,
+            },
+            # PostgreSQL works in the postmaster's children (one backend per session).
+            with_children=frozenset({"postgres"}),
+        )
+
+
 async def run(n: int, batch: int, mix: str) -> dict[str, Any]:
     work = _work_dir()
-    nats_server = EmbeddedNats(work / "nats")
-    pg = EmbeddedPostgres(work / "pg", durable=True)
+    servers = Servers(work)
+    nats_server, pg = servers.nats, servers.pg
     nats_server.start()
     pg.start()
     try:
@@ -266,9 +345,13 @@ async def run(n: int, batch: int, mix: str) -> dict[str, Any]:
         await migrate(dsn)
         events = make_events(n, mix)
         payloads = [encode_event(e) for e in events]
-        recorded_s = await project_record(nats_server.url, dsn, events, batch, work)
+        # A real publisher holds a handful of events, not 100,000 models: keep the
+        # garbage collector from re-walking this pre-built workload on every full pass
+        # (it did, and it doubled the publisher's CPU per event).
+        gc.freeze()
+        recorded_s, recorded_cpu = await project_record(servers, dsn, events, batch, work)
         replay_s, folded = await project_replay(dsn)
-        bare_rec_s = await bare_record(nats_server.url, dsn, payloads, batch, work)
+        bare_rec_s, bare_cpu = await bare_record(servers, dsn, payloads, batch, work)
         bare_rep_s, bare_folded = await bare_replay(dsn)
         assert folded == n, f"replay folded {folded} of {n}"
         assert bare_folded == n
@@ -290,6 +373,8 @@ async def run(n: int, batch: int, mix: str) -> dict[str, Any]:
         "baseline_recorded_events_per_s": round(bare_recorded),
         "baseline_replayed_events_per_s": round(bare_replayed),
         "recorded_ratio": round(recorded / bare_recorded, 3),
+        "recorded_cpu_us_per_event": recorded_cpu,
+        "baseline_recorded_cpu_us_per_event": bare_cpu,
         "replayed_ratio": round(replayed / bare_replayed, 3),
         "machine": {"python": platform.python_version(), "cpus": _cpus()},
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -127,6 +128,10 @@ async def serve(
     http = _EndpointServer(config)
     exit_code = 0
     await service.start(ctx)
+    # Everything allocated so far (modules, contract schemas, connections) lives as long
+    # as the process: moving it out of the collector's generations keeps every later
+    # full collection from walking it again, which costs a hot consumer several percent.
+    gc.freeze()
     metrics.up.labels(service.name).set(1)
     http_task = asyncio.create_task(http.serve(), name=f"{service.name}-http")
     try:

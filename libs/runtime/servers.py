@@ -128,6 +128,11 @@ class EmbeddedNats:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The nats-server process id while it runs."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
     def start(self) -> None:
         if self.running:
             return
@@ -297,6 +302,11 @@ class EmbeddedPostgres:
             "start",
         )
         wait_for_port(self.host, self.port)
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs (backends are its children)."""
+        return self._postmaster_pid() if self.running else None
 
     def _postmaster_pid(self) -> int | None:
         pid_file = self.pgdata / "postmaster.pid"
