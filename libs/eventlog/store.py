@@ -102,6 +102,11 @@ def _encode_record(record: EventRecord) -> _Encoded:
     return _Encoded(record, payload_json, metadata_json, tail)
 
 
+def check_record(record: EventRecord) -> None:
+    """Raise `InvalidRecord` when `EventLog.append` would refuse ``record``."""
+    _encode_record(record)
+
+
 def _check_columns(record: EventRecord) -> None:
     # Refused here with a message naming the event, rather than by COPY half-way.
     if not isinstance(record.event_id, UUID):

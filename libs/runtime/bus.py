@@ -234,7 +234,12 @@ class Consumer:
                 await asyncio.sleep(0.5)
                 continue
             for msg in messages:
-                await self._dispatch(msg)
+                try:
+                    await self._dispatch(msg)
+                except Exception:
+                    # Acking, naking or dead-lettering failed (NATS went away): the
+                    # message stays unacknowledged and comes back after ack_wait.
+                    self._log.exception("message left for redelivery")
 
     async def _dispatch(self, msg: Msg) -> None:
         meta = msg.metadata

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import psycopg
 from prometheus_client import Counter, Gauge
 
-from libs.eventlog.errors import EventLogUnavailable, PositionGap
-from libs.eventlog.records import EventRecord
-from libs.eventlog.store import EventLog
+from libs.eventlog.errors import EventLogUnavailable, InvalidRecord, PositionGap
+from libs.eventlog.records import EventRecord, malformed_record
+from libs.eventlog.store import EventLog, check_record
 from libs.runtime.bus import BUSINESS_STREAM, Bus, StreamMessage, StreamReader
 from libs.runtime.log import get_logger
 from libs.runtime.metrics import ServiceMetrics
@@ -161,7 +161,15 @@ class Recorder:
     ) -> bool:
         """Append one batch and acknowledge it; False when the reader had to re-read."""
         try:
-            await self._append(records)
+            try:
+                await self._append(records)
+            except InvalidRecord:
+                # A message that parsed but cannot be stored as data (a NUL character,
+                # an integer beyond 64 bits): keep it as-is and flagged, like any
+                # malformed message, rather than stop recording.
+                records, flagged = _storable(batch, records)
+                malformed += flagged
+                await self._append(records)
         except _Stopping:
             return False
         except PositionGap as exc:
@@ -227,3 +235,27 @@ class Recorder:
                         await self._conn.close()
                     self._conn = None
                 await asyncio.sleep(delay)
+
+
+def _storable(
+    batch: list[StreamMessage], records: list[EventRecord]
+) -> tuple[list[EventRecord], int]:
+    """``records`` with each one the log refuses replaced by its flagged raw message."""
+    out: list[EventRecord] = []
+    flagged = 0
+    for message, record in zip(batch, records, strict=True):
+        try:
+            check_record(record)
+        except InvalidRecord as exc:
+            record = malformed_record(
+                message.data,
+                reason=f"not storable: {exc}",
+                occurred_at=message.stored_at,
+                position=message.sequence,
+                event_id=record.event_id,
+                account_id=record.account_id,
+                subject=message.subject,
+            )
+            flagged += 1
+        out.append(record)
+    return out, flagged

@@ -206,3 +206,30 @@ async def test_postgres_restarted_the_recorder_waits_and_resumes(
     info = await bus.js.stream_info(BUSINESS_STREAM.name)
     assert info.state.messages == 2_000
     await assert_log_is(dsn, [str(e.event_id) for e in first + second])
+
+
+async def test_a_parsed_message_the_log_cannot_store_is_kept_flagged(
+    bus: Bus, db: tuple[PostgresProcess, str]
+) -> None:
+    _, dsn = db
+    nul = suspended(2).model_copy(update={"message": "broker\u0000unreachable"})
+    await bus.publish(suspended(1))
+    await bus.publish(nul)  # valid to the contracts; jsonb cannot hold NUL
+    await bus.publish(suspended(3))
+    metrics = ServiceMetrics("audit")
+    recorder = Recorder(bus, dsn, metrics)
+    await recorder.start()
+    try:
+        assert await wait_for_rows(dsn, 3) == 3
+    finally:
+        await recorder.stop()
+    assert recorder.running is False
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        cur = await conn.execute(
+            "SELECT type, event_id::text, metadata->>'raw' FROM events ORDER BY position"
+        )
+        rows = await cur.fetchall()
+    assert [r[0] for r in rows] == ["TradingSuspended", "MalformedMessage", "TradingSuspended"]
+    assert rows[1][1] == str(nul.event_id)
+    assert "broker\\u0000unreachable" in rows[1][2]  # the message as published
+    assert "senex_audit_malformed_total 1.0" in generate_latest(metrics.registry).decode()
