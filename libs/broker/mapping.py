@@ -9,10 +9,14 @@ pass through signed; the SDK serialises a negative price as ``abs(price)`` plus
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from tastytrade.account import Account, AccountBalance, CurrentPosition
+from tastytrade.dxfeed import Candle as SdkCandle
+from tastytrade.dxfeed import Greeks as SdkGreeks
+from tastytrade.dxfeed import Quote as SdkQuote
 from tastytrade.instruments import NestedOptionChain
 from tastytrade.metrics import MarketMetricInfo
 from tastytrade.order import BuyingPowerEffect as SdkBuyingPowerEffect
@@ -37,10 +41,13 @@ from libs.broker.models import (
     BuyingPowerEffect,
     ChainExpiration,
     ChainStrike,
+    DailyCandle,
     DryRunResult,
     MarketMetrics,
     OptionChain,
     OrderRequest,
+    StreamGreeks,
+    StreamQuote,
 )
 from libs.contracts.errors import ValidationFailed
 from libs.contracts.execution import LegFill, OrderAction, OrderLeg, OrderStatus, TimeInForce
@@ -337,4 +344,89 @@ def dry_run_from_sdk(response: PlacedOrderResponse[UnplacedOrder]) -> DryRunResu
         total_fees=fees.total_fees if fees is not None else None,
         warnings=tuple(str(m) for m in response.warnings or ()),
         errors=tuple(str(m) for m in response.errors or ()),
+    )
+
+
+# --- streaming (DXLink) ---------------------------------------------------------------
+
+_NEW_YORK = ZoneInfo("America/New_York")
+#: The daily regular-hours candle the streams subscribe to (``QQQ{=1d,tho=true}``).
+DAILY_INTERVAL = "1d"
+
+
+def streamer_symbol(symbol: str) -> str:
+    """The DXLink symbol of a ticker (itself) or an OCC option symbol (``.QQQ251219P592``)."""
+    try:
+        return OccSymbol(symbol).streamer_symbol
+    except InvalidOccSymbol:
+        return symbol
+
+
+def candle_ticker(event_symbol: str) -> str:
+    """The ticker of a candle symbol: ``QQQ{=1d,tho=true}`` -> ``QQQ``."""
+    return event_symbol.split("{", 1)[0]
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _size(value: Decimal | None) -> int | None:
+    return None if value is None or not value.is_finite() or value < 0 else int(value)
+
+
+def quote_from_sdk(event: SdkQuote, symbol: str, received_at: datetime) -> StreamQuote:
+    """A DXLink quote for ``symbol`` (our name of ``event.event_symbol``).
+
+    ``quoted_at`` is the latest bid/ask/event time the source gives, else ``received_at``.
+    """
+    source_ms = max(event.bid_time, event.ask_time, event.event_time)
+    return StreamQuote(
+        symbol=symbol,
+        bid=event.bid_price,
+        ask=event.ask_price,
+        bid_size=_size(event.bid_size),
+        ask_size=_size(event.ask_size),
+        quoted_at=_from_ms(source_ms) if source_ms > 0 else _aware(received_at),
+    )
+
+
+def greeks_from_sdk(event: SdkGreeks, symbol: str, received_at: datetime) -> StreamGreeks:
+    """DXLink Greeks for ``symbol``; ``computed_at`` falls back to ``received_at``."""
+    source_ms = max(event.time, event.event_time)
+    return StreamGreeks(
+        symbol=symbol,
+        price=event.price,
+        volatility=event.volatility,
+        delta=event.delta,
+        gamma=event.gamma,
+        theta=event.theta,
+        vega=event.vega,
+        rho=event.rho,
+        computed_at=_from_ms(source_ms) if source_ms > 0 else _aware(received_at),
+    )
+
+
+def candle_day(time_ms: int) -> date:
+    """The session date of a daily candle starting at ``time_ms``.
+
+    Feeds stamp a daily bar either at UTC midnight or at a New York instant of that day;
+    a bar exactly at UTC midnight is that UTC date, anything else the New York date.
+    """
+    instant = _from_ms(time_ms)
+    if instant.hour == instant.minute == instant.second == instant.microsecond == 0:
+        return instant.date()
+    return instant.astimezone(_NEW_YORK).date()
+
+
+def candle_from_sdk(event: SdkCandle) -> DailyCandle:
+    """A daily candle; the ticker comes from the candle symbol."""
+    return DailyCandle(
+        symbol=candle_ticker(event.event_symbol),
+        day=candle_day(event.time),
+        open=event.open,
+        high=event.high,
+        low=event.low,
+        close=event.close,
+        volume=event.volume if event.volume is not None and event.volume.is_finite() else None,
     )

@@ -244,3 +244,76 @@ class BrokerOrder(ContractModel):
             OrderStatus.WORKING,
             OrderStatus.PARTIALLY_FILLED,
         )
+
+
+# --- streaming (DXLink market data, account notifications) ----------------------------
+
+
+class StreamQuote(ContractModel):
+    """A best bid/ask from the market-data stream; ``symbol`` is a ticker or an OCC symbol."""
+
+    symbol: str
+    bid: Money
+    ask: Money
+    bid_size: int | None = None
+    ask_size: int | None = None
+    quoted_at: AwareDatetime
+    """Time of the quote at its source (the receive time when the source gives none)."""
+
+    @property
+    def mid(self) -> Decimal:
+        """(bid + ask) / 2, exact."""
+        return (self.bid + self.ask) / 2
+
+
+class StreamGreeks(ContractModel):
+    """The broker's Greeks of an option (per share) from the market-data stream."""
+
+    symbol: str
+    """The OCC symbol (or the ticker, for whatever the broker sends for an underlying)."""
+    price: Money
+    volatility: Decimal
+    """Implied volatility as a fraction (0.18 = 18 %)."""
+    delta: Decimal
+    gamma: Decimal
+    theta: Decimal
+    vega: Decimal
+    rho: Decimal
+    computed_at: AwareDatetime
+
+
+class DailyCandle(ContractModel):
+    """One regular-hours daily bar of an underlying."""
+
+    symbol: str
+    day: date
+    """The session date (New York)."""
+    open: Money
+    high: Money
+    low: Money
+    close: Money
+    volume: Decimal | None = None
+
+
+class StreamState(StrEnum):
+    """Where a stream stands, for health checks."""
+
+    CONNECTING = "CONNECTING"
+    """Started, first connection not yet made."""
+    CONNECTED = "CONNECTED"
+    RECONNECTING = "RECONNECTING"
+    """The socket dropped (or could not open); waiting out the backoff or reconnecting."""
+    STOPPED = "STOPPED"
+
+
+class StreamHealth(ContractModel):
+    """A stream's state and its last failure (error kind and message, never a token)."""
+
+    name: str
+    state: StreamState
+    reconnects: int = Field(ge=0)
+    """Connections lost or refused since the stream started."""
+    last_error_kind: str | None = None
+    last_error: str | None = None
+    subscriptions: int = Field(default=0, ge=0)
+    """Broker-side subscriptions the stream holds (each once, whatever the consumers)."""

@@ -175,3 +175,12 @@ def close_position(
 def expire_tokens(port: PortOption = DEFAULT_PORT) -> None:
     """Invalidate every access token now."""
     _call(port, "POST", "/sim/tokens/expire", {})
+
+
+@app.command("drop-sockets")
+def drop_sockets(
+    kind: Annotated[str, typer.Argument(help="dxlink|account|all")] = "all",
+    port: PortOption = DEFAULT_PORT,
+) -> None:
+    """Close the open streamer websockets of one kind (clients must reconnect)."""
+    _call(port, "POST", "/sim/sockets/drop", {"kind": kind})

@@ -15,11 +15,15 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from services.simulator import chains, clock, market, wire
+from services.simulator.account_streamer import AccountStreamerSession
 from services.simulator.broker import REQUEST_FAULTS, Broker, Fault, iso
+from services.simulator.dxlink import DXLinkSession
 from services.simulator.errors import ApiError, invalid, not_found
+from services.simulator.notifications import SOCKET_KINDS, StreamHub
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +106,7 @@ class SimulatorApp:
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
+        self.hub = StreamHub(broker)
 
     # plumbing
 
@@ -323,6 +328,28 @@ class SimulatorApp:
         now = self.broker.now()
         return [wire.market_data(self.broker, s, now) for s in symbols]
 
+    # streaming
+
+    async def quote_tokens(self, request: Request, customer: int) -> Response:
+        """``GET /api-quote-tokens``: a DXLink token and this simulator's DXLink URL (the
+        socket's own address: the Host header keeps the real API's name)."""
+        server = request.scope.get("server") or ("127.0.0.1", 80)
+        host, port = server[0], server[1]
+        return data(
+            {
+                "token": self.hub.issue_quote_token(customer),
+                "dxlink-url": f"ws://{host}:{port}/dxlink",
+                "level": "api",
+                "issued-at": iso(self.broker.now()),
+            }
+        )
+
+    async def dxlink_socket(self, websocket: WebSocket) -> None:
+        await DXLinkSession(websocket, self.hub).run()
+
+    async def account_socket(self, websocket: WebSocket) -> None:
+        await AccountStreamerSession(websocket, self.hub).run()
+
     async def risk_free_rate(self, request: Request) -> Response:
         return data({"risk-free-rate": str(self.broker.settings.risk_free_rate)})
 
@@ -487,13 +514,21 @@ class SimulatorApp:
         self.broker.close_externally(number, symbol, quantity)
         return json_response({"closed": symbol})
 
+    async def sim_sockets(self, request: Request) -> Response:
+        if request.method == "POST":
+            kind = _object(await read_json(request)).get("kind", "all")
+            if kind not in (*SOCKET_KINDS, "all"):
+                raise invalid(f"kind must be one of {', '.join((*SOCKET_KINDS, 'all'))}")
+            return json_response({"kind": kind, "dropped": self.hub.drop(kind)})
+        return json_response({k: self.hub.count(k) for k in SOCKET_KINDS})
+
     async def sim_sweep(self, request: Request) -> Response:
         self.broker.sweep()
         return json_response({"now": iso(self.broker.now())})
 
     # assembly
 
-    def routes(self) -> list[Route]:
+    def routes(self) -> list[Route | WebSocketRoute]:
         """Every route; raw OCC symbols (with spaces) arrive decoded in path params."""
         a, g = self.authed, self.guarded
         acct = "/accounts/{account}"
@@ -539,6 +574,13 @@ class SimulatorApp:
                 methods=["POST"],
             ),
             Route("/sim/sweep", g(self.sim_sweep), methods=["POST"]),
+            Route("/sim/sockets", g(self.sim_sockets), methods=["GET"]),
+            Route("/sim/sockets/drop", g(self.sim_sockets), methods=["POST"]),
+            Route("/api-quote-tokens", a(self.quote_tokens), methods=["GET"]),
+            WebSocketRoute("/dxlink", self.dxlink_socket),
+            # The account streamer: "/" on prod/cert hosts, "/api/notifications" on paper.
+            WebSocketRoute("/", self.account_socket),
+            WebSocketRoute("/api/notifications", self.account_socket),
         ]
 
 
@@ -606,6 +648,8 @@ def create_app(broker: Broker) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        simulator.hub.bind_loop()
+
         async def sweep_forever() -> None:
             ticks = 0
             while True:
@@ -622,6 +666,7 @@ def create_app(broker: Broker) -> Starlette:
         try:
             yield
         finally:
+            simulator.hub.drop("all")
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -106,6 +106,20 @@ class AccountView:
         return self.cash + self.long_value - self.short_value
 
 
+@dataclass(frozen=True)
+class BrokerEvent:
+    """A state change the streamers publish: ``kind`` is "order" (``order`` holds the
+    public order document), "position" (``symbol`` moved) or "balance"."""
+
+    kind: str
+    account: str
+    order: dict[str, Any] | None = None
+    symbol: str | None = None
+
+
+BrokerListener = Callable[[BrokerEvent], None]
+
+
 @dataclass
 class Broker:
     """All broker behaviour over a :class:`Store` and a :class:`clock.SimClock`."""
@@ -117,6 +131,8 @@ class Broker:
     faults: list[Fault] = field(default_factory=list)
     paths: dict[str, list[market.PricePoint]] = field(default_factory=dict)
     fill_delay: float = 0.0
+    #: Called on every order save, position move and balance change (streamers).
+    listeners: list[BrokerListener] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         saved_delay = self.store.get_meta("fill-delay")
@@ -135,6 +151,14 @@ class Broker:
             self.create_customer(
                 "Default", self.settings.client_secret, self.settings.refresh_token
             )
+
+    def emit(self, event: BrokerEvent) -> None:
+        """Tell the listeners about a state change; a failing listener is logged only."""
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("broker listener failed on %s", event.kind)
 
     # time and market
 
@@ -316,6 +340,7 @@ class Broker:
         row = self.store.account(number)
         assert row is not None
         self.store.set_cash(number, row.cash - price * signed_qty * fills.MULTIPLIER)
+        self.emit(BrokerEvent("position", number, symbol=symbol))
 
     def close_externally(self, number: str, symbol: str, quantity: int | None) -> None:
         """Close (part of) a position at its mid, as if done outside this API."""
@@ -326,6 +351,7 @@ class Broker:
         size = min(quantity or abs(position.quantity), abs(position.quantity))
         mid = self.option_quote(option).mid.quantize(fills.TICK)
         self.apply_fill(number, symbol, -size if position.quantity > 0 else size, mid)
+        self.emit(BrokerEvent("balance", number))
 
     # orders
 
@@ -657,6 +683,7 @@ class Broker:
 
     def _save(self, doc: dict[str, Any]) -> None:
         self.store.put_order(int(doc["id"]), doc["account-number"], doc["status"], doc)
+        self.emit(BrokerEvent("order", doc["account-number"], order=_public(doc)))
 
     def _finish(self, doc: dict[str, Any], status: str) -> None:
         now = iso(self.now())
@@ -783,6 +810,7 @@ class Broker:
         if all(int(leg["remaining-quantity"]) == 0 for leg in doc["legs"]):
             self._finish(doc, "Filled")
         self._save(doc)
+        self.emit(BrokerEvent("balance", doc["account-number"]))
 
     def _settle_expired(self) -> None:
         """Expired options settle at intrinsic value against the underlying's close."""
@@ -801,6 +829,7 @@ class Broker:
                 else max(option.strike - spot, Decimal(0))
             )
             self.apply_fill(position.account, position.symbol, -position.quantity, intrinsic)
+            self.emit(BrokerEvent("balance", position.account))
 
 
 def _on_grid(value: Decimal, step: Decimal) -> bool:
