@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -250,10 +251,8 @@ async def order_round_trips(
                 round_trips.append((filled_at[order_id] - started) * 1000)
         finally:
             listener.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await listener
-            except asyncio.CancelledError:
-                pass
     ordered = sorted(round_trips)
     return {
         "orders": len(round_trips),

@@ -51,3 +51,23 @@ async def test_a_paused_simulator_holds_business_time(simulator: SimulatorServer
             first = clock.now()
             await asyncio.sleep(0.3)
             assert clock.now() == first == await _sim_now(client, url)
+
+
+async def test_at_speed_600_a_simulated_day_takes_under_three_real_minutes(
+    simulator: SimulatorServer,
+) -> None:
+    # A day in under 180 real seconds means at least 480 simulated seconds per real
+    # second; measured over a few real seconds on both the simulator and the follower.
+    url = simulator.url
+    async with httpx2.AsyncClient(trust_env=False, timeout=5) as client:
+        (await client.put(f"{url}/sim/clock", json={"speed": 600})).raise_for_status()
+        async with SimulatorClock(url, resync_interval_s=0.5) as clock:
+            loop = asyncio.get_running_loop()
+            real_0, sim_0, local_0 = loop.time(), await _sim_now(client, url), clock.now()
+            await asyncio.sleep(2.5)
+            real_1, sim_1, local_1 = loop.time(), await _sim_now(client, url), clock.now()
+    real = real_1 - real_0
+    day = timedelta(days=1).total_seconds()
+    for simulated in (sim_1 - sim_0, local_1 - local_0):
+        rate = simulated.total_seconds() / real
+        assert day / rate < 180, f"a simulated day would take {day / rate:.0f} real seconds"
