@@ -160,6 +160,7 @@ class LocalSystem:
             "DATABASE_URL": self.database_url,
             "SENEX_MODE": "paper",
             "SENEX_BROKER_SIMULATOR_URL": f"http://127.0.0.1:{SIMULATOR_PORT}",
+            "SENEX_SIMULATOR_URL": f"http://127.0.0.1:{SIMULATOR_PORT}",
         }
         for name in SERVICES:
             self._spawn(name, ["-m", f"services.{name}"], env)

@@ -24,7 +24,8 @@ from starlette.routing import Route
 from libs.runtime.clock import Clock, SystemClock
 from libs.runtime.log import configure_logging, get_logger
 from libs.runtime.metrics import ServiceMetrics
-from libs.runtime.settings import Settings
+from libs.runtime.settings import Settings, TradingMode
+from libs.runtime.sim_clock import SimulatorClock
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,12 @@ async def serve(
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop_requested.set)
+    sim_clock: SimulatorClock | None = None
+    if clock is None and settings.mode is TradingMode.PAPER and settings.simulator_url:
+        # Paper mode: business time (schedules, DTE, expiries) is the simulator's.
+        sim_clock = SimulatorClock(settings.simulator_url)
+        await sim_clock.start()
+        clock = sim_clock
     ctx = ServiceContext(
         name=service.name,
         settings=settings,
@@ -162,6 +169,8 @@ async def serve(
         http.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await http_task
+        if sim_clock is not None:
+            await sim_clock.stop()
         log.info("service stopped", exit_code=exit_code)
     return exit_code
 

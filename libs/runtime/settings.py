@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     #: Seconds a stopping service waits for in-flight work before exiting.
     shutdown_grace_s: float = Field(default=10.0, gt=0)
+    #: The broker simulator; in paper mode business time follows its clock when set.
+    simulator_url: str | None = None
     #: Stream messages the audit recorder commits per transaction.
     audit_batch_size: int = Field(default=1000, ge=1, le=10_000)
     #: Fallback risk-free rate when the broker offers none (DOMAIN.md section 3).

@@ -10,7 +10,10 @@ import urllib.request
 import pytest
 
 from libs.runtime.runner import HealthReport, ServiceContext, serve
-from libs.runtime.settings import Settings
+from libs.runtime.settings import Settings, TradingMode
+from libs.runtime.sim_clock import SimulatorClock
+from services.simulator.server import SimulatorServer
+from tests.simulator_fixtures import SIM_START
 
 
 class Probe:
@@ -112,3 +115,23 @@ def test_log_lines_are_json_with_the_correlation_id(
     assert lines[0]["service"] == "probe"
     assert lines[0]["event"] == "decided"
     assert "correlation_id" not in lines[1]
+
+
+async def test_in_paper_mode_business_time_is_the_simulators(simulator: SimulatorServer) -> None:
+    probe = Probe()
+    ports: asyncio.Queue[int] = asyncio.Queue()
+
+    async def started(port: int) -> None:
+        await ports.put(port)
+
+    settings = Settings(mode=TradingMode.PAPER, simulator_url=simulator.url)
+    task = asyncio.create_task(
+        serve(probe, settings, install_signals=False, port=0, started=started)
+    )
+    await asyncio.wait_for(ports.get(), timeout=30)
+    assert probe.ctx is not None
+    assert isinstance(probe.ctx.clock, SimulatorClock)
+    # The simulator fixture starts on a June 2025 morning, not today.
+    assert probe.ctx.clock.now().date() == SIM_START.date()
+    probe.ctx.request_stop()
+    assert await asyncio.wait_for(task, timeout=30) == 0
