@@ -31,6 +31,7 @@ from libs.contracts.execution import (
     TimeInForce,
     ratio_unit,
 )
+from libs.contracts.market import Quote
 from libs.contracts.symbols import OccSymbol
 
 
@@ -264,6 +265,10 @@ class StreamQuote(ContractModel):
     def mid(self) -> Decimal:
         """(bid + ask) / 2, exact."""
         return (self.bid + self.ask) / 2
+
+    def to_contract(self) -> Quote:
+        """The contracts' `Quote`, as decisions embed it and QuoteReceived carries it."""
+        return Quote(symbol=self.symbol, bid=self.bid, ask=self.ask, quoted_at=self.quoted_at)
 
 
 class StreamGreeks(ContractModel):

@@ -411,3 +411,21 @@ def test_a_stream_needs_a_session_or_a_factory() -> None:
         MarketStream()
     with pytest.raises(ValueError, match="session"):
         AccountStream(wire.ACCOUNT)
+
+
+def test_a_streamed_quote_becomes_the_contract_quote() -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from libs.broker.models import StreamQuote
+    from libs.contracts.market import Quote
+
+    at = datetime(2025, 6, 3, 15, 0, tzinfo=UTC)
+    streamed = StreamQuote(
+        symbol="QQQ   250620P00592000", bid=Decimal("4.10"), ask=Decimal("4.20"), quoted_at=at
+    )
+    quote = streamed.to_contract()
+    assert quote == Quote(
+        symbol="QQQ   250620P00592000", bid=Decimal("4.10"), ask=Decimal("4.20"), quoted_at=at
+    )
+    assert quote.mid == Decimal("4.15")
