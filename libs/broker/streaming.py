@@ -309,16 +309,24 @@ _EVENT_CLASSES: dict[str, type[Quote] | type[Greeks]] = {QUOTE: Quote, GREEKS: G
 DXLinkFactory = Callable[[], AbstractAsyncContextManager[DXLinkStreamer]]
 
 
-def dxlink_factory(session: BrokerSession) -> DXLinkFactory:
-    """Opens a `DXLinkStreamer` on the account's session (token refreshed first)."""
+_Streamer = TypeVar("_Streamer", DXLinkStreamer, AlertStreamer)
 
+
+def _opener(
+    streamer_class: type[_Streamer], session: BrokerSession
+) -> Callable[[], AbstractAsyncContextManager[_Streamer]]:
     @asynccontextmanager
-    async def open_dxlink() -> AsyncIterator[DXLinkStreamer]:
-        await session.ensure_fresh()
-        async with DXLinkStreamer(session.sdk) as streamer:
+    async def open_streamer() -> AsyncIterator[_Streamer]:
+        await session.ensure_fresh()  # a websocket authenticates with the current token
+        async with streamer_class(session.sdk) as streamer:
             yield streamer
 
-    return open_dxlink
+    return open_streamer
+
+
+def dxlink_factory(session: BrokerSession) -> DXLinkFactory:
+    """Opens a `DXLinkStreamer` on the account's session (token refreshed first)."""
+    return _opener(DXLinkStreamer, session)
 
 
 class MarketStream(_SupervisedStream):
@@ -495,14 +503,7 @@ AlertFactory = Callable[[], AbstractAsyncContextManager[AlertStreamer]]
 
 def alert_factory(session: BrokerSession) -> AlertFactory:
     """Opens an `AlertStreamer` on the account's session (token refreshed first)."""
-
-    @asynccontextmanager
-    async def open_alerts() -> AsyncIterator[AlertStreamer]:
-        await session.ensure_fresh()
-        async with AlertStreamer(session.sdk) as streamer:
-            yield streamer
-
-    return open_alerts
+    return _opener(AlertStreamer, session)
 
 
 class AccountStream(_SupervisedStream):
