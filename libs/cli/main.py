@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from libs.cli import account, audit, contracts, db, replay, sim, up
+from libs.cli import account, audit, contracts, db, replay, sim, suggest, up
 
 app = typer.Typer(
     name="senex",
@@ -19,5 +19,6 @@ app.add_typer(sim.app, name="sim")
 app.add_typer(account.app, name="account")
 app.command("up")(up.up)
 app.command("replay")(replay.replay)
+app.command("suggest")(suggest.suggest)
 if __name__ == "__main__":
     app()
