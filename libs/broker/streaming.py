@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -162,7 +163,7 @@ class _Consumer:
     seen: dict[Any, Any] = field(default_factory=dict)
 
 
-class _SupervisedStream:
+class _SupervisedStream(ABC):
     """The reconnect loop and health shared by both streams."""
 
     name = "stream"
@@ -263,8 +264,9 @@ class _SupervisedStream:
             )
             await self._sleep(delay)
 
+    @abstractmethod
     async def _connect_and_serve(self) -> None:
-        raise NotImplementedError
+        """Open the socket, (re)subscribe, call `_mark_connected`, serve until it drops."""
 
     def _mark_connected(self) -> None:
         self._state = StreamState.CONNECTED
