@@ -51,6 +51,7 @@ from tastytrade.order import (  # noqa: E402
     PlacedOrder,
 )
 
+from libs.broker.session import paper_redirect  # noqa: E402
 from services.simulator import dxlink, market  # noqa: E402
 from services.simulator.customers import (  # noqa: E402
     DEFAULT_CLIENT_SECRET,
@@ -68,16 +69,10 @@ WAIT = 10.0
 
 def sdk_session(server: SimulatorServer) -> Session:
     """A real SDK ``Session`` whose HTTP and websocket traffic goes to ``server``."""
-    port = server.port
-
-    async def to_sim(request: Any) -> None:
-        scheme = {"https": "http", "wss": "ws"}.get(request.url.scheme, request.url.scheme)
-        request.url = request.url.copy_with(scheme=scheme, host="127.0.0.1", port=port)
-
     return Session(
         DEFAULT_CLIENT_SECRET,
         DEFAULT_REFRESH_TOKEN,
-        event_hooks={"request": [to_sim]},
+        event_hooks={"request": [paper_redirect(server.url)]},
         trust_env=False,
     )
 

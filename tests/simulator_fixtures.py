@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from tastytrade import Session
 
+from libs.broker.session import paper_redirect
 from services.simulator.customers import DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN
 from services.simulator.server import SimulatorServer
 
@@ -37,16 +38,10 @@ def sdk_session(
     **client_kwargs: Any,
 ) -> Session:
     """A real SDK ``Session`` whose traffic goes to ``server`` (TASTYTRADE_PROTOCOL.md §1)."""
-    port = server.port
-
-    async def to_sim(request: Any) -> None:
-        scheme = {"https": "http", "wss": "ws"}.get(request.url.scheme, request.url.scheme)
-        request.url = request.url.copy_with(scheme=scheme, host="127.0.0.1", port=port)
-
     return Session(
         client_secret,
         refresh_token,
-        event_hooks={"request": [to_sim]},
+        event_hooks={"request": [paper_redirect(server.url)]},
         trust_env=False,
         **client_kwargs,
     )

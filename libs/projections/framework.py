@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar, cast, get_args, overload
+from typing import Annotated, Any, Generic, Protocol, TypeVar, cast, get_args, overload
 from uuid import UUID
 
 import immutables
@@ -228,6 +228,28 @@ def with_anomaly(anomalies: tuple[Anomaly, ...], event: Event, message: str) -> 
     if any(anomaly.event_id == event.event_id for anomaly in anomalies):
         return anomalies
     return (*anomalies, Anomaly.of(event, message))
+
+
+class _Refusable(Protocol):
+    """A frozen entity record that keeps its anomalies and the ids applied to it."""
+
+    @property
+    def anomalies(self) -> tuple[Anomaly, ...]: ...
+
+    @property
+    def applied(self) -> frozenset[UUID]: ...
+
+
+R = TypeVar("R", bound=_Refusable)
+
+
+def refused(record: R, event: Event, message: str) -> R:
+    """``record`` with ``event`` kept as an anomaly: marked applied, nothing else changes."""
+    return replace(  # type: ignore[type-var]  # every record type is a dataclass
+        record,
+        anomalies=(*record.anomalies, Anomaly.of(event, message)),
+        applied=record.applied | {event.event_id},
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ from libs.contracts.execution import (
 )
 from libs.contracts.strategy import SpreadKind
 from libs.projections import Anomaly, AppliedIds, Handlers, Projection, with_anomaly
-from libs.projections.framework import PMap
+from libs.projections.framework import PMap, refused
 from services.execution.transitions import InvalidTransition, next_status
 
 
@@ -113,8 +113,7 @@ def _transition(
     try:
         status = next_status(order.status, event.type)
     except InvalidTransition as exc:
-        anomaly = Anomaly.of(event, str(exc))
-        return _put(book, replace(order, anomalies=(*order.anomalies, anomaly), applied=applied))
+        return _put(book, refused(order, event, str(exc)))
     moved = replace(order, status=status, updated_at=event.occurred_at, applied=applied)
     return _put(book, change(moved))
 

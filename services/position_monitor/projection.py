@@ -42,7 +42,7 @@ from libs.contracts.positions import (
 )
 from libs.contracts.strategy import SpreadKind
 from libs.projections import Anomaly, AppliedIds, Handlers, Projection, with_anomaly
-from libs.projections.framework import PMap
+from libs.projections.framework import PMap, refused
 
 _ZERO = Decimal(0)
 
@@ -148,10 +148,7 @@ def _once(
     applied = position.applied | {event.event_id}
     changed = change(position)
     if isinstance(changed, str):
-        anomaly = Anomaly.of(event, changed)
-        return _put(
-            book, replace(position, anomalies=(*position.anomalies, anomaly), applied=applied)
-        )
+        return _put(book, refused(position, event, changed))
     return _put(book, replace(changed, applied=applied))
 
 

@@ -33,7 +33,7 @@ from libs.contracts.risk import (
     RiskReserved,
 )
 from libs.projections import Anomaly, AppliedIds, Handlers, Projection, with_anomaly
-from libs.projections.framework import PMap
+from libs.projections.framework import PMap, refused
 
 _ZERO = Decimal(0)
 
@@ -214,15 +214,8 @@ def _reserved(usage: RiskUsage, event: RiskReserved) -> RiskUsage:
     if existing is not None:
         if event.event_id in existing.applied:
             return usage
-        anomaly = Anomaly.of(event, f"reservation {event.reservation_id} was already made")
-        return _put_reservation(
-            usage,
-            replace(
-                existing,
-                anomalies=(*existing.anomalies, anomaly),
-                applied=existing.applied | {event.event_id},
-            ),
-        )
+        message = f"reservation {event.reservation_id} was already made"
+        return _put_reservation(usage, refused(existing, event, message))
     return _put_reservation(
         usage,
         Reservation(
@@ -245,11 +238,8 @@ def _released(usage: RiskUsage, event: RiskReleased) -> RiskUsage:
         return usage
     applied = reservation.applied | {event.event_id}
     if reservation.status is not ReservationStatus.PENDING:
-        anomaly = Anomaly.of(event, f"reservation {event.reservation_id} already ended")
-        return _put_reservation(
-            usage,
-            replace(reservation, anomalies=(*reservation.anomalies, anomaly), applied=applied),
-        )
+        message = f"reservation {event.reservation_id} already ended"
+        return _put_reservation(usage, refused(reservation, event, message))
     return _put_reservation(
         usage,
         replace(

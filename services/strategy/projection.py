@@ -30,7 +30,7 @@ from libs.contracts.strategy import (
     SuggestionStatus,
 )
 from libs.projections import Anomaly, AppliedIds, Handlers, Projection, with_anomaly
-from libs.projections.framework import PMap
+from libs.projections.framework import PMap, refused
 
 #: The suggestion lifecycle: ``(status, event type) -> next status``; absent pairs are
 #: refused. Every decision is final.
@@ -141,8 +141,8 @@ def _decide(
     applied = record.applied | {event.event_id}
     status = SUGGESTION_TRANSITIONS.get((record.status, event.type))
     if status is None:
-        anomaly = Anomaly.of(event, f"{event.type} is not allowed from {record.status.value}")
-        return _put(book, replace(record, anomalies=(*record.anomalies, anomaly), applied=applied))
+        message = f"{event.type} is not allowed from {record.status.value}"
+        return _put(book, refused(record, event, message))
     decided = replace(record, status=status, decided_at=event.occurred_at, applied=applied)
     return _put(book, details(decided))
 
@@ -154,15 +154,8 @@ def _generated(book: SuggestionBook, event: SuggestionGenerated) -> SuggestionBo
     if record is not None:
         if event.event_id in record.applied:
             return book
-        anomaly = Anomaly.of(event, f"suggestion {suggestion_id} was already generated")
-        return _put(
-            book,
-            replace(
-                record,
-                anomalies=(*record.anomalies, anomaly),
-                applied=record.applied | {event.event_id},
-            ),
-        )
+        message = f"suggestion {suggestion_id} was already generated"
+        return _put(book, refused(record, event, message))
     return _put(
         book,
         SuggestionRecord(
