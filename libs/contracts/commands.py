@@ -10,20 +10,25 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 from uuid import UUID
 
-from pydantic import Field, JsonValue
+from datetime import date
+from decimal import Decimal
+
+from pydantic import Field, JsonValue, model_validator
 
 from libs.contracts.base import (
     AccountId,
     AwareDatetime,
     ContractModel,
     EnumSet,
+    NonNegativeMoney,
+    Percent,
     PositiveMoney,
     Underlying,
     UserId,
 )
 from libs.contracts.envelope import Causation, new_event_id, schema_version_field
 from libs.contracts.execution import OrderView
-from libs.contracts.market import Quote
+from libs.contracts.market import BandPosition, BollingerBands, Quote
 from libs.contracts.positions import PositionView
 from libs.contracts.risk import RiskBudgetView, WarningLevel
 from libs.contracts.strategy import SpreadKind, SuggestionView
@@ -142,6 +147,76 @@ class QuotesReply(Reply):
     """Symbols asked for that have no quote."""
 
 
+class WatchReply(Reply):
+    """The symbols market data now streams for the caller, and until when."""
+
+    type: Literal["WatchReply"] = "WatchReply"
+    symbols: tuple[str, ...]
+    watched_until: AwareDatetime
+    """The lease's end (business clock); renew before it to keep the quotes coming."""
+
+
+class ChainStrikeQuotes(ContractModel):
+    """One listed strike and the latest quote of each side (null: none yet)."""
+
+    strike: PositiveMoney
+    put: Quote | None = None
+    call: Quote | None = None
+
+
+class ChainSnapshotExpiration(ContractModel):
+    """The strikes of one expiration inside the snapshot's window, ascending."""
+
+    expiration: date
+    dte: int = Field(ge=0)
+    """Calendar days from the New York date of ``as_of``."""
+    strikes: tuple[ChainStrikeQuotes, ...]
+
+
+class ChainSnapshotReply(Reply):
+    """An underlying's option chain near the money, priced from market data's cache."""
+
+    type: Literal["ChainSnapshotReply"] = "ChainSnapshotReply"
+    underlying: Underlying
+    as_of: AwareDatetime
+    underlying_quote: Quote
+    """The underlying's latest quote; strikes are chosen around its mid."""
+    expirations: tuple[ChainSnapshotExpiration, ...]
+    """Expirations inside the requested DTE range, ascending."""
+    missing: tuple[str, ...] = ()
+    """Option symbols inside the window still without a quote when the reply was made."""
+
+
+class MarketConditionReply(Reply):
+    """An underlying's price, Bollinger bands, stress, IV rank and the risk-free rate."""
+
+    type: Literal["MarketConditionReply"] = "MarketConditionReply"
+    underlying: Underlying
+    as_of: AwareDatetime
+    quote: Quote
+    """The latest quote; ``price`` is its mid."""
+    price: NonNegativeMoney
+    daily_closes: tuple[PositiveMoney, ...] = Field(min_length=1)
+    """The completed sessions' closes before today, oldest first (19 for the bands)."""
+    bands: BollingerBands
+    """Bands over the 19 closes and ``price`` (DOMAIN.md 3)."""
+    band_position: BandPosition
+    stressed: bool
+    stressed_reason: str | None = None
+    iv_rank: Percent | None = None
+    """The broker's IV rank (0-100); null when it offered none."""
+    risk_free_rate: Decimal = Field(ge=0, le=1)
+    """Annual rate as a fraction (0.045 = 4.5 %)."""
+    risk_free_rate_source: Literal["BROKER", "FALLBACK"]
+
+
+class DecisionSnapshotReply(Reply):
+    """The snapshot a generation would decide from now (``senex suggest`` input format)."""
+
+    type: Literal["DecisionSnapshotReply"] = "DecisionSnapshotReply"
+    snapshot: dict[str, JsonValue]
+
+
 class RecordedEvent(ContractModel):
     """One row of the event log."""
 
@@ -238,6 +313,16 @@ class RejectSuggestion(Command):
     reason: str | None = None
 
 
+class GetDecisionSnapshot(Command):
+    """The inputs a generation for ``underlying`` would use now, without deciding."""
+
+    SERVICE = "strategy"
+    VERB = "get_decision_snapshot"
+    REPLY = DecisionSnapshotReply
+    type: Literal["GetDecisionSnapshot"] = "GetDecisionSnapshot"
+    underlying: Underlying
+
+
 # --- risk ------------------------------------------------------------------------------
 
 
@@ -329,6 +414,52 @@ class GetQuotes(Command):
     REPLY = QuotesReply
     type: Literal["GetQuotes"] = "GetQuotes"
     symbols: tuple[MarketSymbol, ...] = Field(min_length=1, max_length=200)
+
+
+class WatchSymbols(Command):
+    """Stream quotes for ``symbols`` (options or underlyings) for ``lease_seconds``.
+
+    A lease, so a caller that dies stops costing subscriptions; callers renew it.
+    """
+
+    SERVICE = "market_data"
+    VERB = "watch_symbols"
+    REPLY = WatchReply
+    type: Literal["WatchSymbols"] = "WatchSymbols"
+    symbols: tuple[MarketSymbol, ...] = Field(min_length=1, max_length=500)
+    lease_seconds: int = Field(default=3600, ge=10, le=7 * 24 * 3600)
+
+
+class GetChainSnapshot(Command):
+    """Listed strikes near the money with their latest quotes, per expiration."""
+
+    SERVICE = "market_data"
+    VERB = "get_chain_snapshot"
+    REPLY = ChainSnapshotReply
+    type: Literal["GetChainSnapshot"] = "GetChainSnapshot"
+    underlying: Underlying
+    min_dte: int = Field(default=30, ge=0, le=1000)
+    max_dte: int = Field(default=50, ge=0, le=1000)
+    strike_range: PositiveMoney = Decimal(20)
+    """Strikes within the underlying's mid +/- this are included."""
+    wait_seconds: float = Field(default=2.0, ge=0, le=10)
+    """How long to wait for quotes of newly watched strikes before answering."""
+
+    @model_validator(mode="after")
+    def _range(self) -> GetChainSnapshot:
+        if self.min_dte > self.max_dte:
+            raise ValueError("min_dte must not exceed max_dte")
+        return self
+
+
+class GetMarketCondition(Command):
+    """The underlying's price, bands, stress, IV rank and risk-free rate now."""
+
+    SERVICE = "market_data"
+    VERB = "get_market_condition"
+    REPLY = MarketConditionReply
+    type: Literal["GetMarketCondition"] = "GetMarketCondition"
+    underlying: Underlying
 
 
 # --- audit -----------------------------------------------------------------------------

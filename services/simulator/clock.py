@@ -1,85 +1,37 @@
-"""The simulated clock and the NYSE calendar (holidays and half days included)."""
+"""The simulated clock; the NYSE calendar comes from `libs.runtime.market_hours`."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
 
-import exchange_calendars as xcals
-import pandas as pd  # type: ignore[import-untyped]
+from libs.runtime.market_hours import (
+    NEW_YORK,
+    is_market_open,
+    is_session,
+    last_completed_session,
+    next_session_on_or_after,
+    ny_date,
+    previous_session_before,
+    session_bounds,
+    trading_session_for,
+)
 
-NEW_YORK = ZoneInfo("America/New_York")
-
-
-@lru_cache(maxsize=1)
-def _calendar() -> xcals.ExchangeCalendar:
-    return xcals.get_calendar("XNYS")
-
-
-@lru_cache(maxsize=4096)
-def session_bounds(day: date) -> tuple[datetime, datetime] | None:
-    """Open and close (UTC) of the regular session on ``day``; None when closed all day."""
-    cal = _calendar()
-    label = pd.Timestamp(day)
-    if not cal.is_session(label):
-        return None
-    opened = cal.session_open(label).to_pydatetime()
-    closed = cal.session_close(label).to_pydatetime()
-    return opened.astimezone(UTC), closed.astimezone(UTC)
-
-
-def ny_date(t: datetime) -> date:
-    """The calendar date in New York at instant ``t``."""
-    return t.astimezone(NEW_YORK).date()
-
-
-def is_market_open(t: datetime) -> bool:
-    """Whether the regular session is trading at ``t``."""
-    bounds = session_bounds(ny_date(t))
-    return bounds is not None and bounds[0] <= t < bounds[1]
-
-
-def is_session(day: date) -> bool:
-    """Whether ``day`` has a regular session."""
-    return session_bounds(day) is not None
-
-
-def next_session_on_or_after(day: date) -> date:
-    """The first session day at or after ``day``."""
-    while not is_session(day):
-        day += timedelta(days=1)
-    return day
-
-
-def previous_session_before(day: date) -> date:
-    """The last session day strictly before ``day``."""
-    day -= timedelta(days=1)
-    while not is_session(day):
-        day -= timedelta(days=1)
-    return day
-
-
-def trading_session_for(t: datetime) -> date:
-    """The session an order arriving at ``t`` belongs to: today's until its close, else the next."""
-    today = ny_date(t)
-    bounds = session_bounds(today)
-    if bounds is not None and t < bounds[1]:
-        return today
-    return next_session_on_or_after(today + timedelta(days=1))
-
-
-def last_completed_session(t: datetime) -> date:
-    """The latest session whose close is at or before ``t``."""
-    today = ny_date(t)
-    bounds = session_bounds(today)
-    if bounds is not None and t >= bounds[1]:
-        return today
-    return previous_session_before(today)
-
+__all__ = [
+    "NEW_YORK",
+    "SimClock",
+    "is_market_open",
+    "is_session",
+    "last_completed_session",
+    "next_session_on_or_after",
+    "ny_date",
+    "parse_instant",
+    "previous_session_before",
+    "session_bounds",
+    "trading_session_for",
+]
 
 START_EXAMPLE = "2025-06-03T11:00:00-04:00"
 

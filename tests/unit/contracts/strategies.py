@@ -24,6 +24,7 @@ from pydantic import BaseModel, JsonValue
 from pydantic.fields import FieldInfo
 
 from libs.contracts import symbols
+from libs.contracts.commands import GetChainSnapshot
 from libs.contracts.execution import (
     OrderAction,
     OrderFilled,
@@ -131,6 +132,19 @@ def _integers(c: _Constraints) -> st.SearchStrategy[int]:
     return st.integers(min_value=low, max_value=high)
 
 
+def _floats(c: _Constraints) -> st.SearchStrategy[float]:
+    low = c.ge if c.ge is not None else c.gt
+    high = c.le if c.le is not None else c.lt
+    return st.floats(
+        min_value=low,
+        max_value=high,
+        exclude_min=c.ge is None and c.gt is not None,
+        exclude_max=c.le is None and c.lt is not None,
+        allow_nan=False,
+        allow_infinity=False,
+    )
+
+
 def _strings(c: _Constraints) -> st.SearchStrategy[str]:
     low, high = c.min_len or 0, min(c.max_len or 24, 24)
     if c.pattern is not None:
@@ -177,6 +191,7 @@ def _for_plain_type(tp: Any, c: _Constraints) -> st.SearchStrategy[Any]:
     plain: dict[Any, Callable[[_Constraints], st.SearchStrategy[Any]]] = {
         bool: lambda _: st.booleans(),
         int: _integers,
+        float: _floats,
         str: _strings,
         Decimal: _decimals,
         UUID: lambda _: st.uuids(),
@@ -403,7 +418,16 @@ def _approvals() -> st.SearchStrategy[SuggestionApproved]:
     return field_values(SuggestionApproved).map(build)
 
 
+def _chain_snapshots() -> st.SearchStrategy[GetChainSnapshot]:
+    def build(values: dict[str, Any]) -> GetChainSnapshot:
+        low, high = sorted((values["min_dte"], values["max_dte"]))
+        return GetChainSnapshot(**{**values, "min_dte": low, "max_dte": high})
+
+    return field_values(GetChainSnapshot).map(build)
+
+
 _CUSTOM: dict[type[BaseModel], Callable[[], st.SearchStrategy[Any]]] = {
+    GetChainSnapshot: _chain_snapshots,
     BollingerBands: _sorted_bands,
     SpreadLeg: _spread_legs,
     SuggestedSpread: suggested_spreads,
