@@ -7,11 +7,10 @@ or an ``ErrorReply``; both carry ``type`` so a caller can tell them apart.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
-from uuid import UUID
-
 from datetime import date
 from decimal import Decimal
+from typing import ClassVar, Literal
+from uuid import UUID
 
 from pydantic import Field, JsonValue, model_validator
 
