@@ -14,7 +14,7 @@ from libs.contracts.execution import OrderAction
 from libs.contracts.market import BollingerBands, Greeks
 from libs.contracts.strategy import SkipReason
 from libs.contracts.symbols import OccSymbol, OptionType
-from services.strategy.core.bands import (
+from libs.indicators.bands import (
     StressDetector,
     band_position,
     bollinger,

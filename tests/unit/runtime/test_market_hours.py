@@ -15,8 +15,8 @@ from libs.runtime.market_hours import (
 )
 
 
-def _ny(*args: int) -> datetime:
-    return datetime(*args, tzinfo=NEW_YORK)
+def _ny(year: int, month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=NEW_YORK)
 
 
 def test_a_regular_day_trades_from_930_to_1600() -> None:

@@ -1,0 +1,1 @@
+"""Market indicators shared by services (pure functions over Decimal)."""
