@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from libs.contracts.strategy import SkipReason
-from services.strategy.core import Snapshot, decide
 from libs.indicators.bands import bollinger
+from services.strategy.core import Snapshot, decide
 from services.strategy.core.strikes import base_strike, spread_width
 from tests.unit.strategy.builders import AS_OF, TODAY
 

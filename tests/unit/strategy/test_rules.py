@@ -11,8 +11,8 @@ import pytest
 
 from libs.contracts.market import BandPosition, BollingerBands
 from libs.contracts.strategy import SkipReason
-from services.strategy.core import POSITION_LIMIT, Snapshot, decide
 from libs.indicators.bands import band_position, bollinger, price_at_or_below_lower_band
+from services.strategy.core import POSITION_LIMIT, Snapshot, decide
 from services.strategy.core.strikes import (
     base_strike,
     candidate_expirations,
