@@ -1,6 +1,6 @@
-"""`python -m services.market_data`: run the market_data service until SIGTERM."""
+"""`python -m services.market_data`: quotes, chains, bands, staleness and balances."""
 
-from libs.runtime.connected import ConnectedService
 from libs.runtime.runner import run_service
+from services.market_data.service import MarketDataService
 
-raise SystemExit(run_service(ConnectedService("market_data")))
+raise SystemExit(run_service(MarketDataService()))
