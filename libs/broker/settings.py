@@ -23,7 +23,9 @@ class BrokerSettings(BaseSettings):
     ``SENEX_BROKER_MODE`` and falls back to the process-wide ``SENEX_MODE``.
     """
 
-    model_config = SettingsConfigDict(env_prefix="SENEX_BROKER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="SENEX_BROKER_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     mode: TradingMode = Field(
         default=TradingMode.PAPER,
