@@ -1,6 +1,6 @@
 """`python -m services.strategy`: run the strategy service until SIGTERM."""
 
-from libs.runtime.connected import ConnectedService
 from libs.runtime.runner import run_service
+from services.strategy.service import StrategyService
 
-raise SystemExit(run_service(ConnectedService("strategy")))
+raise SystemExit(run_service(StrategyService()))

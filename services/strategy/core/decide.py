@@ -1,6 +1,7 @@
 """The ordered checks that turn a snapshot into a decision (DOMAIN.md 2.6).
 
-Order: position limit, expiration and strikes, overlap, then pricing. Each check adds a
+Order: position limit, expiration and strikes, overlap, then pricing (which refuses a
+trade whose total mid credit is not positive: NO_CREDIT). Each check adds a
 line to the reason trail, so a "no trade" says why and a suggestion says how it was made.
 """
 
@@ -225,6 +226,11 @@ def decide(
     dte = days_to_expiration(today, choice.expiration)
     rate = snapshot.risk_free_rate if snapshot.risk_free_rate is not None else risk_free_rate
     greeks = position_greeks(legs, price, dte, rate)
+    if total.mid <= 0:
+        # Not a DOMAIN.md rule: the owner's choice, a careful trader does not pay to open
+        # a credit trade. Last check, after pricing.
+        trail.append(f"total mid credit {total.mid} is not positive: no credit to collect")
+        return Decision(SkipReason.NO_CREDIT, tuple(trail), expiration=choice.expiration)
     trail.append(
         f"total credit {total.mid} mid, {total.natural} natural; max risk {figures.max_risk}"
     )

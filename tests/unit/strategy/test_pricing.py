@@ -100,7 +100,10 @@ def test_greeks_are_none_when_iv_cannot_be_implied() -> None:
     data = snapshot_dict(chain={FEB_20: chain_rows(range(580, 606), D(591), FEB_20)})
     for row in data["chain"][0]["strikes"]:
         if row["strike"] == "592":
-            row["call"] = {"bid": "0.01", "ask": "0.02"}  # below the call's lower bound 2.35
+            # Above the put's upper bound 592 x e^(-rT) = 588.65: no IV implies it. (A call
+            # below its lower bound would also do, but makes the total credit negative,
+            # which is now NO_CREDIT before the Greeks are computed.)
+            row["put"] = {"bid": "590.00", "ask": "590.10"}
     p = decide(Snapshot.model_validate(data)).proposal
     assert p is not None
     assert p.greeks is None

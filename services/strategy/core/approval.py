@@ -1,0 +1,76 @@
+"""The limit price of an approved Trident (DOMAIN.md 5), in TastyTrade order units.
+
+A multi-leg order is priced per unit of its leg ratio (the quantities over their GCD).
+The 2:2:1:1 trident is one unit, so its price is the total credit (2 x put spread +
+call spread); the 2:2 trident without calls has GCD 2, so its price is one put spread's
+credit: the total credit / 2. Totals (the suggestion's credits and a user's
+``custom_credit``) are therefore divided by the unit. Credits are rounded down to the
+$0.01 tick: a lower credit is the more marketable order.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_FLOOR, Decimal
+
+from libs.contracts.errors import NoCredit
+
+#: The option tick for QQQ and SPY.
+TICK = Decimal("0.01")
+_CENT = Decimal("0.01")
+
+
+def price_unit(includes_call_spread: bool) -> int:
+    """Leg-ratio GCD of the order: 1 for 2:2:1:1, 2 for 2:2 (no call spread)."""
+    return 1 if includes_call_spread else 2
+
+
+def to_order_price(total_credit: Decimal, includes_call_spread: bool) -> Decimal:
+    """A total credit (per share) in order units, unrounded."""
+    return total_credit / price_unit(includes_call_spread)
+
+
+def round_credit(price: Decimal) -> Decimal:
+    """Down to the tick (toward the more marketable credit)."""
+    return price.quantize(TICK, rounding=ROUND_FLOOR)
+
+
+def _positive(price: Decimal, what: str) -> Decimal:
+    if price <= 0:
+        raise NoCredit(f"the {what} rounds to {price}: an opening order must collect a credit")
+    return price
+
+
+def manual_limit(
+    total_mid_credit: Decimal,
+    includes_call_spread: bool,
+    custom_credit: Decimal | None = None,
+) -> Decimal:
+    """Limit of a user's approval: the order's mid, or the user's override.
+
+    ``custom_credit`` is in total-credit units (as the suggestion shows it). Raises
+    `NoCredit` when the price is not above zero after rounding.
+    """
+    total = total_mid_credit if custom_credit is None else custom_credit
+    what = "mid credit" if custom_credit is None else f"custom credit {custom_credit}"
+    return _positive(round_credit(to_order_price(total, includes_call_spread)), what)
+
+
+def automatic_limit(
+    total_mid_credit: Decimal,
+    total_natural_credit: Decimal,
+    includes_call_spread: bool,
+    offset_cents: int,
+) -> Decimal:
+    """Limit of an automatic approval: mid conceded toward natural by the offset.
+
+    The offset is in cents of the order price; the concession never passes the natural
+    price (never below it for a credit). Raises `NoCredit` when nothing positive is left.
+    """
+    if offset_cents < 0:
+        raise ValueError("offset_cents must not be negative")
+    mid = to_order_price(total_mid_credit, includes_call_spread)
+    natural = to_order_price(total_natural_credit, includes_call_spread)
+    conceded = mid - offset_cents * _CENT
+    # A crossed market (natural above mid) leaves nothing to concede toward.
+    floor = min(natural, mid)
+    return _positive(round_credit(max(conceded, floor)), "automatic credit")

@@ -1,0 +1,131 @@
+"""The follower over a real JetStream: catch up, follow, restart, redelivery."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from libs.contracts.envelope import Event, new_event_id
+from libs.contracts.errors import ErrorKind
+from libs.contracts.system import TradingSuspended
+from libs.runtime.bus import Bus, ConsumerSpec
+from libs.runtime.follower import Follower
+from libs.runtime.servers import ServerProcess
+
+NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+
+
+def suspended(n: int) -> TradingSuspended:
+    return TradingSuspended(
+        occurred_at=NOW,
+        producer="test",
+        account_id="5WT00001",
+        correlation_id=new_event_id(),
+        reason=ErrorKind.BROKER_UNAVAILABLE,
+        message=f"#{n}",
+    )
+
+
+class Recorder:
+    """A fold that counts every application, and the reactions it saw."""
+
+    def __init__(self, fail_reactions: int = 0) -> None:
+        self.folded: list[str] = []
+        self.reacted: list[str] = []
+        self.fail_reactions = fail_reactions
+
+    def apply(self, event: Event) -> None:
+        assert isinstance(event, TradingSuspended)
+        self.folded.append(event.message)
+
+    async def react(self, event: Event) -> None:
+        assert isinstance(event, TradingSuspended)
+        if self.fail_reactions > 0:
+            self.fail_reactions -= 1
+            raise RuntimeError("reaction failed")
+        self.reacted.append(event.message)
+
+
+@pytest.fixture
+async def bus(nats_factory: Callable[[], ServerProcess]) -> AsyncIterator[Bus]:
+    server = nats_factory()
+    bus = await Bus.connect(server.url, "test")
+    yield bus
+    await bus.close()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+SPEC = ConsumerSpec(durable="follower-test", backoff=(0.1,))
+
+
+async def test_catches_up_without_reacting_then_follows_live(bus: Bus) -> None:
+    await bus.publish_many([suspended(n) for n in range(5)])
+    recorder = Recorder()
+    follower = Follower(bus, "follower-test", recorder.apply, recorder.react, spec=SPEC)
+    assert not follower.caught_up
+    await follower.start()
+    assert follower.caught_up
+    assert follower.last_sequence == follower.catch_up_end == 5
+    assert recorder.folded == [f"#{n}" for n in range(5)]
+    assert recorder.reacted == []
+
+    await bus.publish_many([suspended(n) for n in range(5, 8)])
+    await until(lambda: len(recorder.reacted) == 3)
+    assert recorder.folded == [f"#{n}" for n in range(8)]
+    assert recorder.reacted == ["#5", "#6", "#7"]
+    assert follower.last_sequence == 8
+    await follower.stop()
+
+
+async def test_a_restart_rebuilds_state_and_reacts_only_to_what_was_not_acknowledged(
+    bus: Bus,
+) -> None:
+    first = Recorder()
+    follower = Follower(bus, "follower-test", first.apply, first.react, spec=SPEC)
+    await follower.start()
+    await bus.publish_many([suspended(n) for n in range(3)])
+    await until(lambda: len(first.reacted) == 3)
+    await follower.stop()
+
+    # Published while the service is down: folded in catch-up, then reacted to once.
+    await bus.publish_many([suspended(n) for n in range(3, 5)])
+    second = Recorder()
+    restarted = Follower(bus, "follower-test", second.apply, second.react, spec=SPEC)
+    await restarted.start()
+    assert second.folded == [f"#{n}" for n in range(5)]
+    await until(lambda: len(second.reacted) == 2)
+    await asyncio.sleep(0.3)
+    assert second.reacted == ["#3", "#4"]  # the acknowledged #0-#2 are not re-enacted
+    assert second.folded == [f"#{n}" for n in range(5)]  # folded once each
+    await restarted.stop()
+
+
+async def test_a_redelivered_event_is_folded_once_and_reacted_to_until_it_succeeds(
+    bus: Bus,
+) -> None:
+    recorder = Recorder(fail_reactions=2)
+    follower = Follower(bus, "follower-test", recorder.apply, recorder.react, spec=SPEC)
+    await follower.start()
+    await bus.publish(suspended(1))
+    await until(lambda: recorder.reacted == ["#1"])
+    assert recorder.folded == ["#1"]
+    await follower.stop()
+
+
+async def test_an_empty_stream_is_caught_up_at_once(bus: Bus) -> None:
+    recorder = Recorder()
+    follower = Follower(bus, "follower-test", recorder.apply, recorder.react, spec=SPEC)
+    await follower.start()
+    assert follower.caught_up
+    assert follower.last_sequence == 0
+    await follower.stop()
