@@ -22,8 +22,11 @@ import typer
 from libs.contracts.base import Underlying
 from libs.contracts.commands import DecisionSnapshotReply, GetDecisionSnapshot
 from libs.contracts.errors import SenexError, ServiceUnavailable
+from libs.indicators.bands import bollinger, price_at_or_below_lower_band
 from libs.runtime.settings import Settings
-from services.strategy.core import SnapshotError, decide, load_snapshot
+from services.risk.core import risk_json
+from services.strategy.core import Snapshot, SnapshotError, decide, load_snapshot
+from services.strategy.core.decide import Decision
 from services.strategy.core.render import decision_json, decision_text
 
 #: Exit status for an unreadable or malformed snapshot, or bad options.
@@ -57,6 +60,33 @@ async def _live_snapshot(nats_url: str, account: str, underlying: Underlying) ->
     finally:
         await bus.close()
     return reply.snapshot
+
+
+def _risk(snapshot: Snapshot, decision: Decision) -> dict[str, Any]:
+    """The risk budget the risk service's core computes for this snapshot and decision."""
+    proposal = decision.proposal
+    if proposal is not None:
+        stressed = proposal.stressed
+    else:
+        bands = bollinger(snapshot.daily_closes, snapshot.price)
+        stressed = price_at_or_below_lower_band(snapshot.price, bands)
+    return risk_json(
+        buying_power=snapshot.account.buying_power,
+        positions_max_risk=[p.max_risk for p in snapshot.account.positions],
+        template=snapshot.settings.risk_template,
+        stressed=stressed,
+        trade_max_risk=None if proposal is None else proposal.max_risk,
+    )
+
+
+def _risk_text(risk: dict[str, Any]) -> str:
+    passed = {True: "passes", False: "FAILS", None: "no trade to check"}[risk["passed"]]
+    return (
+        f"Risk budget: tradeable capital {risk['tradeable_capital']}, tolerance "
+        f"{risk['tolerance']}, available {risk['available']}, used {risk['used']}, "
+        f"remaining {risk['remaining']}, utilisation {risk['utilisation']}, "
+        f"warning {risk['warning']}: {passed}"
+    )
 
 
 def _fail(message: str, status: int) -> typer.Exit:
@@ -112,7 +142,9 @@ def suggest(
     except SnapshotError as exc:
         raise _fail(f"invalid snapshot: {exc}", EXIT_BAD_SNAPSHOT) from None
     decision = decide(parsed)
+    risk = _risk(parsed, decision)
     if json_output:
-        typer.echo(json.dumps(decision_json(decision), indent=2))
+        typer.echo(json.dumps({**decision_json(decision), "risk": risk}, indent=2))
     else:
         typer.echo(decision_text(decision))
+        typer.echo(_risk_text(risk))

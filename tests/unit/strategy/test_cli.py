@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -81,3 +82,38 @@ def test_missing_field_and_bad_json_exit_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["suggest", "--snapshot", str(tmp_path / "absent.json")])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+def test_json_carries_the_risk_budget_from_the_risk_core() -> None:
+    result = runner.invoke(
+        app, ["suggest", "--snapshot", str(FIXTURES / "qqq_suggest.json"), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    risk = out["risk"]
+    # Buying power 20,000 + one open position's max risk 600 (DOMAIN.md 4).
+    assert Decimal(risk["tradeable_capital"]) == Decimal(20600)
+    assert Decimal(risk["tolerance"]) == Decimal("0.40")
+    assert Decimal(risk["available"]) == Decimal(8240)
+    assert Decimal(risk["used"]) == Decimal(600)
+    assert Decimal(risk["remaining"]) == Decimal(7640)
+    max_risk = Decimal(out["suggestion"]["max_risk"])
+    utilisation = Decimal(risk["utilisation"])
+    assert abs(utilisation - (600 + max_risk) / 8240) < Decimal("1e-20")
+    assert risk["passed"] is (max_risk <= 7640)
+    assert risk["warning"] == "NONE"
+
+
+def test_a_no_trade_has_a_budget_but_nothing_to_pass() -> None:
+    result = runner.invoke(
+        app, ["suggest", "--snapshot", str(FIXTURES / "qqq_conflict.json"), "--json"]
+    )
+    out = json.loads(result.stdout)
+    assert out["risk"]["passed"] is None
+    assert Decimal(out["risk"]["remaining"]) == Decimal(7640)
+
+
+def test_readable_summary_ends_with_the_risk_budget() -> None:
+    result = runner.invoke(app, ["suggest", "--snapshot", str(FIXTURES / "qqq_suggest.json")])
+    assert "Risk budget: tradeable capital 20600" in result.stdout
+    assert "passes" in result.stdout
