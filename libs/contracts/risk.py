@@ -168,6 +168,8 @@ class RiskBudgetView(ContractModel):
     remaining_risk: Money
     utilisation: NonNegativeDecimal | None
     """Used / available, 1 = 100 %; null when available risk is not above zero."""
+    warning_level: WarningLevel = WarningLevel.NONE
+    """The template's warning level the current utilisation reaches (no new trade)."""
     stressed_underlyings: tuple[Ticker, ...] = ()
     """Underlyings whose market is stressed now (their trades get the stressed tolerance)."""
     open_positions: int = Field(ge=0)

@@ -46,6 +46,9 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    # Libraries that set their own loggers to DEBUG (the tastytrade SDK does, at import)
+    # would otherwise bypass the root's level: filter at the handler too.
+    handler.setLevel(level)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

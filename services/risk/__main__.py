@@ -1,6 +1,6 @@
 """`python -m services.risk`: run the risk service until SIGTERM."""
 
-from libs.runtime.connected import ConnectedService
 from libs.runtime.runner import run_service
+from services.risk.service import RiskService
 
-raise SystemExit(run_service(ConnectedService("risk")))
+raise SystemExit(run_service(RiskService()))

@@ -250,6 +250,7 @@ def budget_view(
         used_risk=budget.used,
         remaining_risk=budget.remaining,
         utilisation=budget.utilisation(),
+        warning_level=budget.warning_level(),
         stressed_underlyings=tuple(sorted(set(stressed_underlyings))),
         open_positions=open_positions,
         as_of=as_of,

@@ -227,20 +227,23 @@ def warning_gate(assessment: RiskAssessment, approval: ApprovalLike) -> Failure 
     """RISK_WARNING_UNCONFIRMED when the trade reaches a warning level the approval did
     not confirm; None when it may go ahead.
 
-    Automatic approvals are exempt (the automation cannot confirm; SuggestionApproved
-    allows it). A confirmation covers the level the user was shown and below: if the
-    re-check at the order's credit reaches a higher level (WARNING -> CRITICAL), the
-    user has not seen it, so the approval is refused.
+    Automatic approvals are not exempt: the automation cannot confirm, and a warning
+    exists so that a human does. An automatic approval reaching a warning level at its
+    (conceded) limit credit is refused and left to the user. A confirmation covers the
+    level the user was shown and below: if the re-check at the order's credit reaches a
+    higher level (WARNING -> CRITICAL), the user has not seen it, so it is refused.
     """
     level = assessment.warning_level
-    if approval.automatic or level is WarningLevel.NONE:
+    if level is WarningLevel.NONE:
         return None
     if approval.warning_confirmed and severity(level) <= severity(approval.warning_level):
         return None
     warning, critical = WARNING_THRESHOLDS[assessment.template]
     threshold = critical if level is WarningLevel.CRITICAL else warning
     shown = (
-        "the approval did not confirm the warning"
+        "an automatic approval cannot confirm a warning"
+        if approval.automatic
+        else "the approval did not confirm the warning"
         if not approval.warning_confirmed
         else f"the approval confirmed only {approval.warning_level}"
     )

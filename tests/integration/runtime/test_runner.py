@@ -117,6 +117,22 @@ def test_log_lines_are_json_with_the_correlation_id(
     assert "correlation_id" not in lines[1]
 
 
+def test_a_library_logging_at_debug_is_held_to_the_configured_level(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import logging
+
+    from libs.runtime.log import configure_logging
+
+    configure_logging("probe", "WARNING", "json")
+    chatty = logging.getLogger("tastytrade-like")
+    chatty.setLevel(logging.DEBUG)  # what the SDK does to its own logger at import
+    chatty.debug("every websocket frame")
+    chatty.warning("worth seeing")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line["event"] for line in lines] == ["worth seeing"]
+
+
 async def test_in_paper_mode_business_time_is_the_simulators(simulator: SimulatorServer) -> None:
     probe = Probe()
     ports: asyncio.Queue[int] = asyncio.Queue()

@@ -262,6 +262,7 @@ def test_budget_view() -> None:
     assert view.used_risk == D("2500.00")
     assert view.remaining_risk == D("7500.00")
     assert view.utilisation == D("0.25")
+    assert view.warning_level is WarningLevel.NONE
     assert view.stressed_underlyings == ("QQQ", "SPY")
     assert view.open_positions == 2
 
@@ -275,3 +276,14 @@ def test_budget_view_without_budget() -> None:
     )
     assert view.utilisation is None
     assert view.remaining_risk == 0
+    assert view.warning_level is WarningLevel.CRITICAL
+
+
+def test_budget_view_warns_at_the_templates_threshold() -> None:
+    view = budget_view(
+        AccountRisk(C, D("10000.00")),
+        reserved_risk=D("2600.00"),  # 65 % of 4,000
+        open_positions=0,
+        as_of=datetime(2026, 1, 12, tzinfo=UTC),
+    )
+    assert view.warning_level is WarningLevel.WARNING

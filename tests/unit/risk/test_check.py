@@ -123,9 +123,10 @@ def _at(level: WarningLevel) -> Decimal:
         # The re-check reached a level the user was not shown.
         (CRITICAL, Approval(warning_level=WARNING, warning_confirmed=True), True),
         (WARNING, Approval(warning_level=NONE, warning_confirmed=True), True),
-        # Automatic approvals are exempt.
-        (WARNING, Approval(automatic=True), False),
-        (CRITICAL, Approval(automatic=True), False),
+        # The automation cannot confirm: a warning leaves the trade to the user.
+        (NONE, Approval(automatic=True), False),
+        (WARNING, Approval(automatic=True), True),
+        (CRITICAL, Approval(automatic=True), True),
     ],
 )
 def test_warning_gate(level: WarningLevel, approval: Approval, refused: bool) -> None:
