@@ -19,6 +19,7 @@ from libs.contracts.base import (
     AwareDatetime,
     ContractModel,
     EnumSet,
+    Money,
     NonNegativeMoney,
     Percent,
     PositiveMoney,
@@ -26,7 +27,7 @@ from libs.contracts.base import (
     UserId,
 )
 from libs.contracts.envelope import Causation, new_event_id, schema_version_field
-from libs.contracts.execution import OrderView
+from libs.contracts.execution import CancelReason, OrderLeg, OrderPurpose, OrderView
 from libs.contracts.market import BandPosition, BollingerBands, Quote
 from libs.contracts.positions import PositionView
 from libs.contracts.risk import RiskBudgetView, WarningLevel
@@ -365,6 +366,48 @@ class CancelOrder(Command):
     REPLY = OrderReply
     type: Literal["CancelOrder"] = "CancelOrder"
     order_id: UUID
+    reason: CancelReason = CancelReason.USER_REQUESTED
+    """Recorded on the OrderCancelled (the monitor cancels a target for STOP_LOSS...)."""
+
+
+class PlaceExitOrder(Command):
+    """Close one spread of a position with a GTC limit order (the monitor's exits).
+
+    Execution records the decision as ``ExitOrderPlaced`` and places it; the same
+    ``order_id`` sent twice places one order. With ``replaces_order_id`` the spread's
+    working exit is cancelled first (reason from ``purpose``). Publishing
+    ``ExitOrderPlaced`` directly has the same effect, without a reply.
+    """
+
+    SERVICE = "execution"
+    VERB = "place_exit_order"
+    REPLY = OrderReply
+    type: Literal["PlaceExitOrder"] = "PlaceExitOrder"
+    position_id: UUID
+    spread_kind: SpreadKind
+    order_id: UUID
+    """Chosen by the caller, so a retried command places the order once."""
+    purpose: OrderPurpose
+    legs: tuple[OrderLeg, ...] = Field(min_length=1)
+    """BUY_TO_CLOSE / SELL_TO_CLOSE legs only."""
+    limit_price: Money
+    """Signed per ratio unit: closing a credit spread is a debit (negative)."""
+    replaces_order_id: UUID | None = None
+    reason: str = Field(min_length=1)
+
+
+class ReplaceOrderPrice(Command):
+    """Re-price a working closing order; it lives on as ``replacement_order_id``."""
+
+    SERVICE = "execution"
+    VERB = "replace_order_price"
+    REPLY = OrderReply
+    type: Literal["ReplaceOrderPrice"] = "ReplaceOrderPrice"
+    order_id: UUID
+    replacement_order_id: UUID
+    """Chosen by the caller, so a retried command re-prices once."""
+    limit_price: Money
+    """The new signed limit (negative = debit)."""
 
 
 # --- positions -------------------------------------------------------------------------
