@@ -108,17 +108,19 @@ async def freeze(server: SimulatorServer) -> None:
     await control(server, "PUT", "/sim/clock", {"speed": 0})
 
 
-async def snapshot(bus: Bus, **kwargs: object) -> ChainSnapshotReply:
-    """A chain snapshot once the service has an underlying quote."""
+async def snapshot(bus: Bus, *, complete: bool = False, **kwargs: object) -> ChainSnapshotReply:
+    """A chain snapshot once the service has an underlying quote (and, when ``complete``,
+    a quote for every strike of the window)."""
 
     async def attempt() -> ChainSnapshotReply | None:
         try:
-            return await bus.request(
+            reply = await bus.request(
                 GetChainSnapshot(account_id=ACCOUNT, **kwargs),
                 ChainSnapshotReply,
             )
         except MarketDataStaleError:
             return None  # no underlying quote yet
+        return None if complete and reply.missing else reply
 
     reply: ChainSnapshotReply = await eventually(attempt)
     return reply
@@ -195,7 +197,8 @@ async def test_chain_snapshot_matches_the_simulator_and_subscribes_new_strikes(
     _, bus = md
     await freeze(simulator)
     await set_price(simulator, "QQQ", "520.00")
-    reply = await snapshot(bus, underlying="QQQ", wait_seconds=5)
+    # The price moved the warm window: its new strikes are being subscribed.
+    reply = await snapshot(bus, complete=True, underlying="QQQ", wait_seconds=5)
     assert reply.underlying_quote.mid == Decimal("520.00")
     assert reply.expirations, "the simulator lists weeklies 30-50 days out"
     for expiration in reply.expirations:
@@ -214,7 +217,7 @@ async def test_chain_snapshot_matches_the_simulator_and_subscribes_new_strikes(
 
     # A window far from the default one: subscribed on demand, awaited, then answered.
     near = await snapshot(
-        bus, underlying="QQQ", min_dte=0, max_dte=10, strike_range=Decimal(3), wait_seconds=5
+        bus, underlying="QQQ", min_dte=0, max_dte=10, strike_range=Decimal(3), wait_seconds=10
     )
     assert near.expirations
     assert all(e.dte <= 10 for e in near.expirations)

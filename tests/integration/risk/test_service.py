@@ -135,8 +135,9 @@ async def world(
     await events.start(bus)
     market = await spy_market(simulator)
     service = await start_risk(simulator, server.url, database_url, clock)
-    yield World(bus, events, service, market, simulator, database_url)
-    await service.stop()
+    world = World(bus, events, service, market, simulator, database_url)
+    yield world
+    await world.service.stop()  # a restart test replaces the service it started with
     await bus.close()
 
 

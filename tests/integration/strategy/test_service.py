@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -391,16 +393,32 @@ async def test_automation_at_start_up_runs_what_is_due_and_a_warning_is_left_to_
         await w.bus.close()
 
 
+async def _senex(nats_url: str, *args: str) -> tuple[int, str, str]:
+    """Run the real `senex` CLI in its own process, as a trader would."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "libs.cli.main",
+        *args,
+        env={**os.environ, "NATS_URL": nats_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 async def test_senex_suggest_account_saves_the_live_snapshot_and_decides_offline(
     world: World, tmp_path: Path
 ) -> None:
     saved = tmp_path / "live.json"
-    args = ["suggest", "--account", ACCOUNT, "--underlying", "QQQ", "--save", str(saved), "--json"]
-    result = await asyncio.to_thread(
-        CliRunner().invoke, app, args, env={"NATS_URL": world.nats_url}
+    code, out, err = await _senex(
+        world.nats_url,
+        *("suggest", "--account", ACCOUNT, "--underlying", "QQQ", "--save", str(saved), "--json"),
     )
-    assert result.exit_code == 0, result.output
-    live = json.loads(result.stdout)
+    assert code == 0, err
+    live = json.loads(out)
     assert live["decision"] == "suggest"
     offline = CliRunner().invoke(app, ["suggest", "--snapshot", str(saved), "--json"])
     assert offline.exit_code == 0, offline.output
@@ -408,11 +426,10 @@ async def test_senex_suggest_account_saves_the_live_snapshot_and_decides_offline
 
 
 async def test_senex_suggest_account_errors_are_one_line(world: World) -> None:
-    args = ["suggest", "--account", "5WT00009", "--underlying", "QQQ"]
-    result = await asyncio.to_thread(
-        CliRunner().invoke, app, args, env={"NATS_URL": world.nats_url}
+    code, out, err = await _senex(
+        world.nats_url, "suggest", "--account", "5WT00009", "--underlying", "QQQ"
     )
-    assert result.exit_code == 1
-    assert result.stderr.strip().count("\n") == 0
-    assert "SERVICE_UNAVAILABLE" in result.stderr
-    assert "Traceback" not in result.output
+    assert code == 1
+    assert err.strip().count("\n") == 0, err
+    assert "SERVICE_UNAVAILABLE" in err
+    assert "Traceback" not in out + err
