@@ -138,6 +138,15 @@ class ClosePositionReply(Reply):
     exit_order_ids: tuple[UUID, ...]
 
 
+class SyncPositionsReply(Reply):
+    """The account's positions after reconciling them with the broker."""
+
+    type: Literal["SyncPositionsReply"] = "SyncPositionsReply"
+    positions: tuple[PositionView, ...]
+    synced_at: AwareDatetime
+    """When the broker's positions were read (business clock)."""
+
+
 class QuotesReply(Reply):
     """The latest quotes held by market data."""
 
@@ -443,6 +452,15 @@ class ClosePosition(Command):
     position_id: UUID
     spreads: EnumSet[SpreadKind] = ()
     """The spreads to close; empty = every open spread."""
+
+
+class SyncPositions(Command):
+    """Re-read the account's positions from the broker now and reconcile (user request)."""
+
+    SERVICE = "position_monitor"
+    VERB = "sync_positions"
+    REPLY = SyncPositionsReply
+    type: Literal["SyncPositions"] = "SyncPositions"
 
 
 # --- market data -----------------------------------------------------------------------

@@ -43,6 +43,8 @@ SERVICES: tuple[str, ...] = (
     "position_monitor",
     "gateway",
 )
+#: The gateway's public port unless SENEX_GATEWAY_PORT says otherwise.
+GATEWAY_PORT = 8000
 #: The broker simulator's port: the broker adapter's default paper URL points here.
 SIMULATOR_PORT = 8765
 PREFERRED_NATS_PORT = 14222
@@ -168,6 +170,8 @@ class LocalSystem:
             port = DEFAULT_METRICS_PORTS[name]
             self._wait_healthy(name, f"http://127.0.0.1:{port}/health")
             self.say(f"{name:<18} healthy   http://127.0.0.1:{port}/health")
+        gateway_port = env.get("SENEX_GATEWAY_PORT", str(GATEWAY_PORT))
+        self.say(f"Senex API   http://127.0.0.1:{gateway_port}/  (OpenAPI: /openapi.json)")
 
     def _wait_healthy(self, name: str, url: str) -> None:
         deadline = time.monotonic() + HEALTH_TIMEOUT_S

@@ -1,6 +1,6 @@
 """`python -m services.gateway`: run the gateway service until SIGTERM."""
 
-from libs.runtime.connected import ConnectedService
 from libs.runtime.runner import run_service
+from services.gateway.service import GatewayService
 
-raise SystemExit(run_service(ConnectedService("gateway")))
+raise SystemExit(run_service(GatewayService()))

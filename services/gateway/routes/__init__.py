@@ -1,0 +1,1 @@
+"""The REST routes, one module per concern; `services.gateway.app` mounts them."""
