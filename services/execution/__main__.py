@@ -1,6 +1,6 @@
 """`python -m services.execution`: run the execution service until SIGTERM."""
 
-from libs.runtime.connected import ConnectedService
 from libs.runtime.runner import run_service
+from services.execution.service import ExecutionService
 
-raise SystemExit(run_service(ConnectedService("execution")))
+raise SystemExit(run_service(ExecutionService()))

@@ -1,0 +1,222 @@
+"""The orders execution builds: openings, exits and re-priced replacements (pure).
+
+There is no order type to choose: every `OrderSpec` becomes a LIMIT order (the adapter
+only knows ``LimitOrder``), and `check_limit_order` refuses anything that is not a valid
+limit order for its purpose before it can be recorded or sent.
+
+Openings (DOMAIN.md 5): DAY, legs 2:2:1:1 (or 2:2 without the call spread), price per
+unit of the leg ratio, a positive credit rounded down to the tick. Exits (DOMAIN.md 6):
+GTC, BUY_TO_CLOSE / SELL_TO_CLOSE legs only, a negative price (a debit) on the tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from libs.broker.client_tags import client_tag_for
+from libs.broker.models import OrderRequest
+from libs.contracts.execution import (
+    OrderAction,
+    OrderLeg,
+    OrderPurpose,
+    TimeInForce,
+    check_order_shape,
+)
+from libs.contracts.strategy import SpreadKind, Suggestion
+from libs.contracts.symbols import OccSymbol
+from services.execution.core.pricing import TICK, marketable
+
+
+class InvalidOrder(ValueError):
+    """The order cannot be built or sent as asked (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """One limit order decision: everything ``OrderSubmitted`` records and the broker needs."""
+
+    order_id: UUID
+    purpose: OrderPurpose
+    underlying: str
+    legs: tuple[OrderLeg, ...]
+    limit_price: Decimal
+    """Signed: + credit, - debit; per unit of the leg ratio, on the tick."""
+    time_in_force: TimeInForce
+    suggestion_id: UUID | None = None
+    reservation_id: UUID | None = None
+    position_id: UUID | None = None
+    spread_kind: SpreadKind | None = None
+    replaces_order_id: UUID | None = None
+
+    @property
+    def client_tag(self) -> str:
+        """The broker's external identifier: derived from the order id (deterministic)."""
+        return client_tag_for(self.order_id)
+
+    def request(self) -> OrderRequest:
+        """What the adapter sends (always a limit order)."""
+        return OrderRequest(
+            underlying=self.underlying,
+            legs=self.legs,
+            limit_price=self.limit_price,
+            time_in_force=self.time_in_force,
+            client_tag=self.client_tag,
+        )
+
+    def submitted_fields(self) -> dict[str, Any]:
+        """The payload fields of the ``OrderSubmitted`` recording this decision."""
+        return {
+            "order_id": self.order_id,
+            "client_tag": self.client_tag,
+            "purpose": self.purpose,
+            "underlying": self.underlying,
+            "legs": self.legs,
+            "limit_price": self.limit_price,
+            "time_in_force": self.time_in_force,
+            "suggestion_id": self.suggestion_id,
+            "reservation_id": self.reservation_id,
+            "position_id": self.position_id,
+            "spread_kind": self.spread_kind,
+            "replaces_order_id": self.replaces_order_id,
+        }
+
+
+def check_limit_order(spec: OrderSpec) -> OrderSpec:
+    """``spec`` if it is a valid limit order for its purpose; raises `InvalidOrder`.
+
+    Shape per purpose (contracts' `check_order_shape`), a non-zero price on the tick,
+    positive (credit) for openings and negative (debit) for exits.
+    """
+    try:
+        check_order_shape(spec.purpose, spec.legs, spec.time_in_force)
+    except ValueError as exc:
+        raise InvalidOrder(str(exc)) from None
+    price = spec.limit_price
+    if not price.is_finite() or price != price.quantize(TICK):
+        raise InvalidOrder(f"limit price {price} is not on the {TICK} tick")
+    if spec.purpose is OrderPurpose.OPEN and price <= 0:
+        raise InvalidOrder(f"an opening order's limit is a positive credit, got {price}")
+    if spec.purpose.is_exit and price >= 0:
+        raise InvalidOrder(f"closing a credit spread is a debit (negative price), got {price}")
+    return spec
+
+
+def opening_legs(suggestion: Suggestion) -> tuple[OrderLeg, ...]:
+    """Sell 2 short puts, buy 2 long puts (both put spreads), then 1:1 calls when traded."""
+    put1 = suggestion.spread(SpreadKind.PUT_SPREAD_1)
+    put2 = suggestion.spread(SpreadKind.PUT_SPREAD_2)
+    if put1 is None or put2 is None:
+        raise InvalidOrder(f"suggestion {suggestion.suggestion_id} lacks a put spread")
+    if (put1.short_leg.symbol, put1.long_leg.symbol) != (
+        put2.short_leg.symbol,
+        put2.long_leg.symbol,
+    ):
+        raise InvalidOrder("the two put spreads of a Trident must share their strikes")
+    legs = [
+        OrderLeg(symbol=put1.short_leg.symbol, action=OrderAction.SELL_TO_OPEN, quantity=2),
+        OrderLeg(symbol=put1.long_leg.symbol, action=OrderAction.BUY_TO_OPEN, quantity=2),
+    ]
+    call = suggestion.spread(SpreadKind.CALL_SPREAD)
+    if call is not None:
+        legs += [
+            OrderLeg(symbol=call.short_leg.symbol, action=OrderAction.SELL_TO_OPEN, quantity=1),
+            OrderLeg(symbol=call.long_leg.symbol, action=OrderAction.BUY_TO_OPEN, quantity=1),
+        ]
+    return tuple(legs)
+
+
+def opening_order(
+    suggestion: Suggestion, limit_credit: Decimal, *, order_id: UUID, reservation_id: UUID
+) -> OrderSpec:
+    """The DAY limit order opening ``suggestion`` at ``limit_credit`` (order-price units).
+
+    The approval's credit is already per unit of the leg ratio; it is rounded down to
+    the tick (asking less credit is the marketable direction).
+    """
+    if not limit_credit.is_finite() or limit_credit <= 0:
+        raise InvalidOrder(f"an opening order's limit is a positive credit, got {limit_credit}")
+    price = marketable(limit_credit)
+    if price <= 0:
+        raise InvalidOrder(f"limit credit {limit_credit} rounds to {price}: nothing to collect")
+    return check_limit_order(
+        OrderSpec(
+            order_id=order_id,
+            purpose=OrderPurpose.OPEN,
+            underlying=suggestion.underlying,
+            legs=opening_legs(suggestion),
+            limit_price=price,
+            time_in_force=TimeInForce.DAY,
+            suggestion_id=suggestion.suggestion_id,
+            reservation_id=reservation_id,
+        )
+    )
+
+
+def closing_legs(
+    short_symbol: OccSymbol, long_symbol: OccSymbol, quantity: int = 1
+) -> tuple[OrderLeg, OrderLeg]:
+    """Buy back the short leg, sell the long leg: a closing order can never open legs."""
+    return (
+        OrderLeg(symbol=short_symbol, action=OrderAction.BUY_TO_CLOSE, quantity=quantity),
+        OrderLeg(symbol=long_symbol, action=OrderAction.SELL_TO_CLOSE, quantity=quantity),
+    )
+
+
+def exit_order(
+    *,
+    order_id: UUID,
+    underlying: str,
+    position_id: UUID,
+    spread_kind: SpreadKind,
+    purpose: OrderPurpose,
+    legs: Sequence[OrderLeg],
+    limit_price: Decimal,
+) -> OrderSpec:
+    """A GTC closing limit order for one spread; the debit is rounded up to the tick."""
+    if not purpose.is_exit:
+        raise InvalidOrder("an exit order's purpose is not OPEN")
+    return check_limit_order(
+        OrderSpec(
+            order_id=order_id,
+            purpose=purpose,
+            underlying=underlying,
+            legs=tuple(legs),
+            limit_price=marketable(limit_price),
+            time_in_force=TimeInForce.GTC,
+            position_id=position_id,
+            spread_kind=spread_kind,
+        )
+    )
+
+
+def replacement_order(
+    *,
+    original: OrderSpec,
+    order_id: UUID,
+    limit_price: Decimal,
+    remaining: Sequence[OrderLeg] | None = None,
+) -> OrderSpec:
+    """``original`` re-priced as a new decision ``order_id`` (closing orders only).
+
+    ``remaining`` gives the legs still unfilled (a partly filled exit is re-priced for
+    its rest, as the broker does); by default the original legs.
+    """
+    if not original.purpose.is_exit:
+        raise InvalidOrder("only closing orders are re-priced")
+    return check_limit_order(
+        OrderSpec(
+            order_id=order_id,
+            purpose=original.purpose,
+            underlying=original.underlying,
+            legs=tuple(remaining) if remaining is not None else original.legs,
+            limit_price=marketable(limit_price),
+            time_in_force=original.time_in_force,
+            position_id=original.position_id,
+            spread_kind=original.spread_kind,
+            replaces_order_id=original.order_id,
+        )
+    )
