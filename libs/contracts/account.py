@@ -46,6 +46,8 @@ class AccountSettings(ContractModel):
     """The underlyings enabled for suggestions (a subset of QQQ and SPY)."""
     email_topics: EnumSet[NotificationTopic] = tuple(NotificationTopic)
     """Topics the user wants e-mails for."""
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    """Where the account's e-mails go; null: no e-mail (banner and flag still show)."""
 
 
 class AccountLinked(AccountEvent):

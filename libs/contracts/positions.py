@@ -179,7 +179,8 @@ class SpreadClosed(AccountEvent):
     closing_order_id: UUID | None = None
     """The filled exit order; null when closed without one (expired, external)."""
     exit_debit: Money | None = None
-    """Long fill - short fill paid to close (per share), when known."""
+    """Debit paid to close, per share, positive: short leg's buy-back price - long leg's
+    sale price (the fills of the closing order), when known."""
     realized_pnl: Money
     """(Entry credit - exit debit) x 100 x quantity (dollars)."""
 
