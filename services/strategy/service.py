@@ -409,6 +409,20 @@ class StrategyService:
             )
         return record
 
+    def _decision_cause(self, command: ApproveSuggestion | RejectSuggestion) -> Causation:
+        """A user's approval or rejection: caused by the command, in the suggestion's chain.
+
+        The command comes with a fresh correlation of its own (the gateway does not know
+        the suggestion's), so the event takes the correlation of the suggestion's
+        generation: the reservation, order, position and exits that follow an approval
+        are then one chain with the suggestion and its risk check, as they are for an
+        automatic approval. The causation stays the command (its direct cause).
+        """
+        origin = self._origins.get(command.suggestion_id)
+        if origin is None:
+            return command.causation()
+        return {"correlation_id": origin["correlation_id"], "causation_id": command.command_id}
+
     async def approve(self, command: ApproveSuggestion) -> ApprovalReply:
         """Approve a pending suggestion at mid (or the user's credit), risk check permitting."""
         with self._deciding_on(command.suggestion_id):
@@ -435,7 +449,7 @@ class StrategyService:
             )
             await self._emit(
                 SuggestionApproved(
-                    **self._envelope(command.account_id, command.causation()),
+                    **self._envelope(command.account_id, self._decision_cause(command)),
                     suggestion_id=command.suggestion_id,
                     limit_credit=limit,
                     custom_credit=command.custom_credit,
@@ -454,7 +468,7 @@ class StrategyService:
             await self._pending(command, command.suggestion_id)
             await self._emit(
                 SuggestionRejected(
-                    **self._envelope(command.account_id, command.causation()),
+                    **self._envelope(command.account_id, self._decision_cause(command)),
                     suggestion_id=command.suggestion_id,
                     rejected_by=command.requested_by,
                     reason=command.reason,

@@ -251,6 +251,33 @@ async def test_unknown_suggestion_is_not_found(world: World) -> None:
         )
 
 
+async def test_a_users_approval_and_rejection_join_the_suggestions_causal_chain(
+    world: World,
+) -> None:
+    # Regression: they carried the command's own fresh correlation, so the reservation,
+    # order, position and exits of a manually approved trade were a chain apart from the
+    # suggestion's generation and risk check (the audit's causal chain lost them). The
+    # command stays the direct cause.
+    first = (await world.generate()).suggestion.suggestion
+    second = (await world.generate()).suggestion.suggestion
+    approve = ApproveSuggestion(
+        account_id=ACCOUNT, suggestion_id=first.suggestion_id, requested_by="alice"
+    )
+    await world.bus.request(approve, ApprovalReply)
+    await world.restart()  # the origins are rebuilt from the stream
+    reject = RejectSuggestion(
+        account_id=ACCOUNT, suggestion_id=second.suggestion_id, requested_by="alice"
+    )
+    await world.bus.request(reject, SuggestionReply)
+    (approved,) = await world.events.wait_for(SuggestionApproved)
+    (rejected,) = await world.events.wait_for(SuggestionRejected)
+    generated = {e.suggestion.suggestion_id: e for e in world.events.of(SuggestionGenerated)}
+    for decision, command in ((approved, approve), (rejected, reject)):
+        origin = generated[decision.suggestion_id]
+        assert decision.correlation_id == origin.correlation_id != command.correlation_id
+        assert decision.causation_id == command.command_id
+
+
 async def test_a_suggestion_expires_24_hours_after_creation(world: World) -> None:
     s = (await world.generate()).suggestion.suggestion
     world.clock.advance(timedelta(hours=23, minutes=59))
