@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -42,7 +42,8 @@ from pydantic import ValidationError
 
 from libs.broker.adapter import BrokerAdapter, CredentialsSource
 from libs.broker.client_tags import decision_id_of
-from libs.broker.models import BrokerCredentials, BrokerOrder, OrderRequest
+from libs.broker.credentials import VaultCredentials
+from libs.broker.models import BrokerOrder, OrderRequest
 from libs.broker.settings import BrokerSettings
 from libs.broker.streaming import AccountStream, Subscription
 from libs.broker.vault import CredentialsVault
@@ -54,7 +55,6 @@ from libs.contracts.commands import (
     OrderReply,
     PlaceExitOrder,
     ReplaceOrderPrice,
-    Reply,
 )
 from libs.contracts.envelope import Causation, Event, new_event_id
 from libs.contracts.errors import (
@@ -89,14 +89,10 @@ from libs.contracts.positions import (
 )
 from libs.contracts.risk import RiskReserved
 from libs.contracts.system import TradingResumed, TradingSuspended
-from libs.runtime.bus import Bus
 from libs.runtime.clock import Clock, new_york_time
-from libs.runtime.connected import ConnectedService
-from libs.runtime.follower import Follower
-from libs.runtime.log import get_logger
+from libs.runtime.following import FollowingService
 from libs.runtime.market_hours import is_market_open, ny_date
 from libs.runtime.runner import HealthReport, ServiceContext
-from libs.runtime.settings import TradingMode
 from services.execution.core import (
     Accepted,
     Cancelled,
@@ -135,26 +131,6 @@ SUPERSEDE_REASON: dict[OrderPurpose, CancelReason] = {
 }
 
 
-class _Credentials:
-    """The vault's credentials; in paper mode an unlinked account falls back to the
-    simulator's default customer (as market data and risk do)."""
-
-    def __init__(self, vault: CredentialsVault, settings: BrokerSettings) -> None:
-        self._vault = vault
-        self._settings = settings
-
-    async def credentials_for(self, account_number: str) -> BrokerCredentials:
-        try:
-            return await self._vault.credentials_for(account_number)
-        except NotFound:
-            if self._settings.mode is not TradingMode.PAPER:
-                raise
-            return BrokerCredentials(
-                client_secret=self._settings.paper_client_secret,
-                refresh_token=self._settings.paper_refresh_token,
-            )
-
-
 @dataclass
 class _Feed:
     """One account's streamer and the reconnects already reconciled."""
@@ -170,7 +146,7 @@ class _NotYetCancelled(SenexError):
     KIND = ErrorKind.API_ERROR
 
 
-class ExecutionService:
+class ExecutionService(FollowingService):
     """Places, follows and reconciles orders; opens positions and their profit targets."""
 
     name = SERVICE
@@ -185,16 +161,12 @@ class ExecutionService:
         durable: str = SERVICE,
     ) -> None:
         """``credentials`` replaces the vault (tests); settings default to the environment."""
-        self._connected = ConnectedService(SERVICE)
-        self._clock_override = clock
-        self._clock: Clock | None = None
+        super().__init__(SERVICE, clock=clock, durable=durable)
         self._settings_given = settings
         self._broker_settings_given = broker_settings
         self._credentials_given = credentials
-        self._durable = durable
         self._state = ExecutionState()
         self._adapter: BrokerAdapter | None = None
-        self._follower: Follower | None = None
         self._policy = RetryPolicy()
         self._settings = ExecutionSettings()
         self._locks: dict[UUID, asyncio.Lock] = {}
@@ -212,23 +184,10 @@ class ExecutionService:
         """Accounts whose next poll reconciles fully (start-up, reconnect)."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
-        self._log = get_logger(SERVICE)
         #: Seconds from a decision (RiskReserved / ExitOrderPlaced) to its request leaving.
         self.send_latency: list[float] = []
 
     # --- lifecycle ------------------------------------------------------------------
-
-    @property
-    def clock(self) -> Clock:
-        """The business clock (the constructor's, else the runner's)."""
-        if self._clock is None:
-            raise RuntimeError("execution is not started")
-        return self._clock
-
-    @property
-    def bus(self) -> Bus:
-        """The service's bus connection (after start)."""
-        return self._connected.bus
 
     @property
     def adapter(self) -> BrokerAdapter:
@@ -243,28 +202,26 @@ class ExecutionService:
         return self._state
 
     async def start(self, ctx: ServiceContext) -> None:
-        self._clock = self._clock_override or ctx.clock
         self._settings = self._settings_given or ExecutionSettings()
         self._policy = RetryPolicy().scaled(self._settings.backoff_scale)
         broker_settings = self._broker_settings_given or BrokerSettings()
-        await self._connected.start(ctx)
+        await self.connect(ctx)
         credentials = self._credentials_given
         if credentials is None:
             vault = await CredentialsVault.open(ctx.settings.database_url, broker_settings)
-            credentials = _Credentials(vault, broker_settings)
+            credentials = VaultCredentials(vault, broker_settings)
         self._adapter = BrokerAdapter(broker_settings, credentials)
         self._init_metrics(ctx)
-        self._follower = Follower(self.bus, self._durable, self._state.apply, self._react)
-        await self._follower.start()
-        handlers: dict[str, Callable[[Any], Awaitable[Reply]]] = {
-            GetOrder.VERB: self.get_order,
-            GetOrders.VERB: self.get_orders,
-            CancelOrder.VERB: self.cancel_order,
-            PlaceExitOrder.VERB: self.place_exit_order,
-            ReplaceOrderPrice.VERB: self.replace_order_price,
-        }
-        await self.bus.serve(SERVICE, handlers)
-        await self.bus.flush()
+        await self.follow(self._state.apply, self._react)
+        await self.serve(
+            {
+                GetOrder.VERB: self.get_order,
+                GetOrders.VERB: self.get_orders,
+                CancelOrder.VERB: self.cancel_order,
+                PlaceExitOrder.VERB: self.place_exit_order,
+                ReplaceOrderPrice.VERB: self.replace_order_price,
+            }
+        )
         # Start-up reconciliation: every account with an order not yet ended.
         self._reconcile_due |= {
             account for account in self._state.accounts() if self._state.open_orders(account)
@@ -281,27 +238,17 @@ class ExecutionService:
         for feed in self._feeds.values():
             await feed.stream.aclose()
         self._feeds.clear()
-        if self._follower is not None:
-            await self._follower.stop()
+        await self.stop_following()  # no reaction may reach the broker once it is closed
         if self._adapter is not None:
             await self._adapter.aclose()
-        await self._connected.stop()
+        await self.disconnect()
 
     def _feed_tasks(self) -> list[asyncio.Task[None]]:
         return [feed.task for feed in self._feeds.values()]
 
     async def health(self) -> HealthReport:
-        report = await self._connected.health()
-        follower = self._follower
-        if follower is None:
-            projection = "not started"
-        elif not follower.caught_up:
-            projection = "catching up"
-        elif not follower.running:
-            projection = "stopped"
-        else:
-            projection = "ok"
-        checks = {**report.checks, "projection": projection}
+        report = await super().health()
+        checks = dict(report.checks)
         if self._state.suspended:
             # Reported, not unhealthy: the service is doing its job by refusing orders.
             checks["trading"] = "suspended for " + ", ".join(sorted(self._state.suspended))

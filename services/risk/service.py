@@ -24,7 +24,7 @@ pending?), so a redelivered event publishes nothing twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -33,7 +33,8 @@ import nats.js.errors
 from nats.aio.msg import Msg
 
 from libs.broker.adapter import BrokerAdapter
-from libs.broker.models import BrokerCredentials, DryRunResult, OrderRequest
+from libs.broker.credentials import VaultCredentials
+from libs.broker.models import DryRunResult, OrderRequest
 from libs.broker.settings import BrokerSettings
 from libs.broker.vault import CredentialsVault
 from libs.contracts.base import Underlying
@@ -41,11 +42,10 @@ from libs.contracts.commands import (
     GetMarketCondition,
     GetRiskBudget,
     MarketConditionReply,
-    Reply,
     RiskBudgetReply,
 )
 from libs.contracts.envelope import Event, new_event_id
-from libs.contracts.errors import ErrorKind, NotFound, SenexError, ServiceUnavailable
+from libs.contracts.errors import ErrorKind, SenexError, ServiceUnavailable
 from libs.contracts.execution import OrderCancelled, OrderExpired, OrderRejected
 from libs.contracts.market import MarketConditionChanged
 from libs.contracts.positions import PositionOpened
@@ -66,13 +66,10 @@ from libs.contracts.strategy import (
     SuggestionRejected,
 )
 from libs.contracts.subjects import market_subject
-from libs.runtime.bus import MARKET_STREAM, Bus
+from libs.runtime.bus import MARKET_STREAM
 from libs.runtime.clock import Clock
-from libs.runtime.connected import ConnectedService
-from libs.runtime.follower import Follower
-from libs.runtime.log import get_logger
-from libs.runtime.runner import HealthReport, ServiceContext
-from libs.runtime.settings import TradingMode
+from libs.runtime.following import FollowingService
+from libs.runtime.runner import ServiceContext
 from services.risk import accounts
 from services.risk.accounts import RiskAccount, RiskBook
 from services.risk.core import (
@@ -113,28 +110,7 @@ class NoBalance(ServiceUnavailable):
         )
 
 
-class _Credentials:
-    """The vault's credentials; in paper mode an unlinked account falls back to the
-    simulator's default customer (as market data does), so paper trading works unlinked.
-    """
-
-    def __init__(self, vault: CredentialsVault, settings: BrokerSettings) -> None:
-        self._vault = vault
-        self._settings = settings
-
-    async def credentials_for(self, account_number: str) -> BrokerCredentials:
-        try:
-            return await self._vault.credentials_for(account_number)
-        except NotFound:
-            if self._settings.mode is not TradingMode.PAPER:
-                raise
-            return BrokerCredentials(
-                client_secret=self._settings.paper_client_secret,
-                refresh_token=self._settings.paper_refresh_token,
-            )
-
-
-class RiskService:
+class RiskService(FollowingService):
     """Risk budget, pre-trade checks, reservations and releases."""
 
     name = SERVICE
@@ -148,40 +124,16 @@ class RiskService:
         durable: str = SERVICE,
     ) -> None:
         """Settings default to the environment (``SENEX_RISK_*``, ``SENEX_BROKER_*``)."""
-        self._connected = ConnectedService(SERVICE)
+        super().__init__(SERVICE, clock=clock, durable=durable)
         self._settings_given = settings
         self._broker_settings_given = broker_settings
-        self._clock_override = clock
-        self._clock: Clock | None = None
-        self._durable = durable
         self._book = RiskBook()
         self._locks: dict[str, asyncio.Lock] = {}
         self._stressed: dict[str, bool] = {}
         """The latest MarketConditionChanged's verdict per underlying (budget view)."""
-        self._follower: Follower | None = None
         self._adapter: BrokerAdapter | None = None
-        self._log = get_logger(SERVICE)
 
     # --- lifecycle ------------------------------------------------------------------
-
-    @property
-    def clock(self) -> Clock:
-        """The business clock (the constructor's, else the runner's)."""
-        if self._clock is None:
-            raise RuntimeError("risk is not started")
-        return self._clock
-
-    @property
-    def bus(self) -> Bus:
-        """The service's bus connection (after start)."""
-        return self._connected.bus
-
-    @property
-    def follower(self) -> Follower:
-        """The projection follower (after start)."""
-        if self._follower is None:
-            raise RuntimeError("risk is not started")
-        return self._follower
 
     @property
     def book(self) -> RiskBook:
@@ -195,39 +147,18 @@ class RiskService:
     async def start(self, ctx: ServiceContext) -> None:
         self._settings = self._settings_given or RiskSettings()
         broker_settings = self._broker_settings_given or BrokerSettings()
-        self._clock = self._clock_override or ctx.clock
-        await self._connected.start(ctx)
+        await self.connect(ctx)
         vault = await CredentialsVault.open(ctx.settings.database_url, broker_settings)
-        self._adapter = BrokerAdapter(broker_settings, _Credentials(vault, broker_settings))
+        self._adapter = BrokerAdapter(broker_settings, VaultCredentials(vault, broker_settings))
         await self._follow_market_conditions()
-        self._follower = Follower(self.bus, self._durable, self._apply, self._react)
-        await self._follower.start()
-        handlers: dict[str, Callable[[Any], Awaitable[Reply]]] = {
-            GetRiskBudget.VERB: self.get_risk_budget,
-        }
-        await self.bus.serve(SERVICE, handlers)
-        await self.bus.flush()  # subscriptions registered: queries are answered on return
+        await self.follow(self._apply, self._react)
+        await self.serve({GetRiskBudget.VERB: self.get_risk_budget})
 
     async def stop(self) -> None:
-        if self._follower is not None:
-            await self._follower.stop()
+        await self.stop_following()  # no reaction may reach the broker once it is closed
         if self._adapter is not None:
             await self._adapter.aclose()
-        await self._connected.stop()
-
-    async def health(self) -> HealthReport:
-        report = await self._connected.health()
-        follower = self._follower
-        if follower is None:
-            state = "not started"
-        elif not follower.caught_up:
-            state = "catching up"
-        elif not follower.running:
-            state = "stopped"
-        else:
-            state = "ok"
-        checks = {**report.checks, "projection": state}
-        return HealthReport(all(v == "ok" for v in checks.values()), checks)
+        await self.disconnect()
 
     # --- state ----------------------------------------------------------------------
 

@@ -33,7 +33,6 @@ from libs.contracts.commands import (
     GetSuggestions,
     MarketConditionReply,
     RejectSuggestion,
-    Reply,
     SuggestionListReply,
     SuggestionReply,
 )
@@ -60,13 +59,10 @@ from libs.contracts.strategy import (
     SuggestionStatus,
     SuggestionView,
 )
-from libs.runtime.bus import Bus
 from libs.runtime.clock import Clock, new_york_time
-from libs.runtime.connected import ConnectedService
-from libs.runtime.follower import Follower
-from libs.runtime.log import get_logger
+from libs.runtime.following import FollowingService
 from libs.runtime.market_hours import is_session, session_bounds
-from libs.runtime.runner import HealthReport, ServiceContext
+from libs.runtime.runner import ServiceContext
 from services.strategy import accounts as account_projection
 from services.strategy import projection as suggestion_projection
 from services.strategy.accounts import AccountBook, AccountState
@@ -102,7 +98,7 @@ class _Market:
     chain: ChainSnapshotReply
 
 
-class StrategyService:
+class StrategyService(FollowingService):
     """Suggestions: generate, approve, reject, expire, and the daily automation."""
 
     name = SERVICE
@@ -115,12 +111,9 @@ class StrategyService:
         timeouts: MarketDataTimeouts | None = None,
         durable: str = SERVICE,
     ) -> None:
-        self._connected = ConnectedService(SERVICE)
-        self._clock_override = clock
-        self._clock: Clock | None = None
+        super().__init__(SERVICE, clock=clock, durable=durable)
         self._poll_seconds = poll_seconds
         self._timeouts = timeouts or MarketDataTimeouts()
-        self._durable = durable
         self._books: dict[str, SuggestionBook] = {}
         self._accounts = AccountBook()
         # Where each suggestion came from, so its later events join its causal chain.
@@ -128,46 +121,23 @@ class StrategyService:
         self._deciding: set[UUID] = set()
         """Suggestions with an approval, rejection or expiry being published."""
         self._auto_attempts: dict[tuple[str, str, date], datetime] = {}
-        self._follower: Follower | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._log = get_logger(SERVICE)
 
     # --- lifecycle ------------------------------------------------------------------
 
-    @property
-    def clock(self) -> Clock:
-        """The business clock (the constructor's, else the runner's)."""
-        if self._clock is None:
-            raise RuntimeError("strategy is not started")
-        return self._clock
-
-    @property
-    def bus(self) -> Bus:
-        """The service's bus connection (after start)."""
-        return self._connected.bus
-
-    @property
-    def follower(self) -> Follower:
-        """The projection follower (after start)."""
-        if self._follower is None:
-            raise RuntimeError("strategy is not started")
-        return self._follower
-
     async def start(self, ctx: ServiceContext) -> None:
-        self._clock = self._clock_override or ctx.clock
-        await self._connected.start(ctx)
-        self._follower = Follower(self.bus, self._durable, self._apply, self._react)
-        await self._follower.start()
-        handlers: dict[str, Callable[[Any], Awaitable[Reply]]] = {
-            GenerateSuggestion.VERB: self.generate,
-            GetSuggestion.VERB: self.get_suggestion,
-            GetSuggestions.VERB: self.get_suggestions,
-            ApproveSuggestion.VERB: self.approve,
-            RejectSuggestion.VERB: self.reject,
-            GetDecisionSnapshot.VERB: self.decision_snapshot,
-        }
-        await self.bus.serve(SERVICE, handlers)
-        await self.bus.flush()  # subscriptions registered: commands are answered on return
+        await self.connect(ctx)
+        await self.follow(self._apply, self._react)
+        await self.serve(
+            {
+                GenerateSuggestion.VERB: self.generate,
+                GetSuggestion.VERB: self.get_suggestion,
+                GetSuggestions.VERB: self.get_suggestions,
+                ApproveSuggestion.VERB: self.approve,
+                RejectSuggestion.VERB: self.reject,
+                GetDecisionSnapshot.VERB: self.decision_snapshot,
+            }
+        )
         self._tasks = [
             asyncio.create_task(self._every_tick(self.expire_due), name="strategy-expiry"),
             asyncio.create_task(self._every_tick(self.run_automation), name="strategy-auto"),
@@ -179,23 +149,7 @@ class StrategyService:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._follower is not None:
-            await self._follower.stop()
-        await self._connected.stop()
-
-    async def health(self) -> HealthReport:
-        report = await self._connected.health()
-        follower = self._follower
-        if follower is None:
-            state = "not started"
-        elif not follower.caught_up:
-            state = "catching up"
-        elif not follower.running:
-            state = "stopped"
-        else:
-            state = "ok"
-        checks = {**report.checks, "projection": state}
-        return HealthReport(all(v == "ok" for v in checks.values()), checks)
+        await self.disconnect()
 
     async def _every_tick(self, work: Callable[[], Awaitable[None]]) -> None:
         while True:
