@@ -1,6 +1,6 @@
-"""`python -m services.position_monitor`: run the position_monitor service until SIGTERM."""
+"""`python -m services.position_monitor`: run the position monitor until SIGTERM."""
 
-from libs.runtime.connected import ConnectedService
 from libs.runtime.runner import run_service
+from services.position_monitor.service import PositionMonitorService
 
-raise SystemExit(run_service(ConnectedService("position_monitor")))
+raise SystemExit(run_service(PositionMonitorService()))

@@ -53,3 +53,27 @@ class SmtpSettings(BaseSettings):
         if (self.username is None) != (self.password is None):
             raise ValueError("SENEX_SMTP_USERNAME and SENEX_SMTP_PASSWORD go together")
         return self
+
+
+class MonitorSettings(BaseSettings):
+    """The monitor's cadences (``SENEX_MONITOR_*``).
+
+    Real-time intervals (``*_s``) are transport timers; business intervals (the sync,
+    the quote lease) follow the injected clock (DOMAIN.md 8).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SENEX_MONITOR_", extra="ignore", frozen=True)
+
+    tick_s: float = Field(default=0.5, gt=0)
+    """Real seconds between two passes of the decision loop (events also wake it)."""
+    quote_poll_s: float = Field(default=2.0, gt=0)
+    """Real seconds between two GetQuotes of the open positions' options."""
+    lease_seconds: int = Field(default=3600, ge=10)
+    """Business seconds of each WatchSymbols lease (renewed at half-life)."""
+    sync_interval_s: float = Field(default=180.0, gt=0)
+    """Business seconds between two broker syncs of an account."""
+    sync_settle_s: float = Field(default=3.0, ge=0)
+    """Real seconds before a finding is confirmed by a second read (a fill in flight
+    makes the broker differ for a moment)."""
+    fold_timeout_s: float = Field(default=15.0, gt=0)
+    """Real seconds to wait for the follower to fold what the monitor just published."""
