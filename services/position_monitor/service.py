@@ -36,8 +36,8 @@ Notifications (live reactions): ``PositionNeedsAttention``, ``SpreadClosed`` and
 ``TradingSuspended`` -> ``NotificationRequested`` (the core's routing and the user's
 e-mail topics; the id derives from the cause, so a redelivery asks once);
 ``NotificationRequested`` with the EMAIL channel -> the `EmailNotifier` (queued: a
-failed or slow e-mail never blocks anything). Contracts carry no e-mail address yet, so
-every e-mail goes to ``SENEX_SMTP_RECIPIENT``.
+failed or slow e-mail never blocks anything). An e-mail goes to the address in the
+account's settings, else to ``SENEX_SMTP_RECIPIENT`` (an operator's catch-all).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -55,7 +55,8 @@ from uuid import UUID
 from prometheus_client import Counter
 
 from libs.broker.adapter import BrokerAdapter, CredentialsSource
-from libs.broker.models import BrokerCredentials, BrokerPosition
+from libs.broker.credentials import VaultCredentials
+from libs.broker.models import BrokerPosition
 from libs.broker.settings import BrokerSettings
 from libs.broker.streaming import AccountStream, Subscription
 from libs.broker.vault import CredentialsVault
@@ -68,7 +69,6 @@ from libs.contracts.commands import (
     PositionListReply,
     PositionReply,
     QuotesReply,
-    Reply,
     SyncPositions,
     SyncPositionsReply,
     WatchReply,
@@ -97,13 +97,9 @@ from libs.contracts.system import (
     NotificationTopic,
     TradingSuspended,
 )
-from libs.runtime.bus import Bus
 from libs.runtime.clock import Clock
-from libs.runtime.connected import ConnectedService
-from libs.runtime.follower import Follower
-from libs.runtime.log import get_logger
+from libs.runtime.following import FollowingService
 from libs.runtime.runner import HealthReport, ServiceContext
-from libs.runtime.settings import TradingMode
 from services.position_monitor.core import (
     STOP_LOSS_REPRICE_INTERVAL,
     ExitDecision,
@@ -155,26 +151,6 @@ class FoldLagging(SenexError):
     """What the monitor published was not folded back in time (the bus is lagging)."""
 
 
-class _Credentials:
-    """The vault's credentials; in paper mode an unlinked account falls back to the
-    simulator's default customer (as execution and market data do)."""
-
-    def __init__(self, vault: CredentialsVault, settings: BrokerSettings) -> None:
-        self._vault = vault
-        self._settings = settings
-
-    async def credentials_for(self, account_number: str) -> BrokerCredentials:
-        try:
-            return await self._vault.credentials_for(account_number)
-        except NotFound:
-            if self._settings.mode is not TradingMode.PAPER:
-                raise
-            return BrokerCredentials(
-                client_secret=self._settings.paper_client_secret,
-                refresh_token=self._settings.paper_refresh_token,
-            )
-
-
 @dataclass
 class _Feed:
     """One account's streamer: reconnects seen and position notifications pending."""
@@ -193,7 +169,7 @@ class _PendingSync:
     """Monotonic real time of the second read."""
 
 
-class PositionMonitorService:
+class PositionMonitorService(FollowingService):
     """Values positions, decides their exits, syncs with the broker, notifies the user."""
 
     name = SERVICE
@@ -209,17 +185,13 @@ class PositionMonitorService:
         durable: str = SERVICE,
     ) -> None:
         """``credentials`` replaces the vault (tests); settings default to the environment."""
-        self._connected = ConnectedService(SERVICE)
-        self._clock_override = clock
-        self._clock: Clock | None = None
+        super().__init__(SERVICE, clock=clock, durable=durable)
         self._settings = settings or MonitorSettings()
         self._smtp_given = smtp
         self._broker_settings_given = broker_settings
         self._credentials_given = credentials
-        self._durable = durable
         self._state = MonitorState()
         self._adapter: BrokerAdapter | None = None
-        self._follower: Follower | None = None
         self._notifier: EmailNotifier | None = None
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -233,21 +205,8 @@ class PositionMonitorService:
         self._pending_sync: dict[str, _PendingSync] = {}
         self._feeds: dict[str, _Feed] = {}
         self._loop_task: asyncio.Task[None] | None = None
-        self._log = get_logger(SERVICE)
 
     # --- lifecycle ------------------------------------------------------------------
-
-    @property
-    def clock(self) -> Clock:
-        """The business clock (the constructor's, else the runner's)."""
-        if self._clock is None:
-            raise RuntimeError("the position monitor is not started")
-        return self._clock
-
-    @property
-    def bus(self) -> Bus:
-        """The service's bus connection (after start)."""
-        return self._connected.bus
 
     @property
     def adapter(self) -> BrokerAdapter:
@@ -269,32 +228,30 @@ class PositionMonitorService:
         return self._notifier
 
     async def start(self, ctx: ServiceContext) -> None:
-        self._clock = self._clock_override or ctx.clock
         broker_settings = self._broker_settings_given or BrokerSettings()
-        await self._connected.start(ctx)
+        await self.connect(ctx)
         credentials = self._credentials_given
         if credentials is None:
             vault = await CredentialsVault.open(ctx.settings.database_url, broker_settings)
-            credentials = _Credentials(vault, broker_settings)
+            credentials = VaultCredentials(vault, broker_settings)
         self._adapter = BrokerAdapter(broker_settings, credentials)
         self._init_metrics(ctx)
         self._notifier = EmailNotifier(
             self._smtp_given or SmtpSettings(),
-            # Contracts carry no e-mail address yet: SENEX_SMTP_RECIPIENT receives all.
-            lambda _account: None,
+            # The account's own address; SENEX_SMTP_RECIPIENT catches the rest.
+            self._state.email_of,
             registry=ctx.metrics.registry,
         )
         await self._notifier.start()
-        self._follower = Follower(self.bus, self._durable, self._state.apply, self._react)
-        await self._follower.start()
-        handlers: dict[str, Callable[[Any], Awaitable[Reply]]] = {
-            GetPosition.VERB: self.get_position,
-            GetPositions.VERB: self.get_positions,
-            ClosePosition.VERB: self.close_position,
-            SyncPositions.VERB: self.sync_positions,
-        }
-        await self.bus.serve(SERVICE, handlers)
-        await self.bus.flush()
+        await self.follow(self._state.apply, self._react)
+        await self.serve(
+            {
+                GetPosition.VERB: self.get_position,
+                GetPositions.VERB: self.get_positions,
+                ClosePosition.VERB: self.close_position,
+                SyncPositions.VERB: self.sync_positions,
+            }
+        )
         self._loop_task = asyncio.create_task(self._run_forever(), name="monitor-loop")
 
     async def stop(self) -> None:
@@ -307,28 +264,18 @@ class PositionMonitorService:
         for feed in self._feeds.values():
             await feed.stream.aclose()
         self._feeds.clear()
-        if self._follower is not None:
-            await self._follower.stop()
+        await self.stop_following()  # no reaction may reach the broker once it is closed
         if self._notifier is not None:
             await self._notifier.stop()
         if self._adapter is not None:
             await self._adapter.aclose()
-        await self._connected.stop()
+        await self.disconnect()
 
     async def health(self) -> HealthReport:
-        report = await self._connected.health()
-        follower = self._follower
-        if follower is None:
-            projection = "not started"
-        elif not follower.caught_up:
-            projection = "catching up"
-        elif not follower.running:
-            projection = "stopped"
-        else:
-            projection = "ok"
+        report = await super().health()
         loop = self._loop_task
         decisions = "ok" if loop is not None and not loop.done() else "not running"
-        checks = {**report.checks, "projection": projection, "decisions": decisions}
+        checks = {**report.checks, "decisions": decisions}
         return HealthReport(all(v == "ok" for v in checks.values()), checks)
 
     def _init_metrics(self, ctx: ServiceContext) -> None:

@@ -107,6 +107,8 @@ class MonitorState:
     exits: dict[UUID, ExitOrder] = field(default_factory=dict)
     """Exit orders by order id (profit targets and the monitor's own)."""
     email_topics: dict[str, tuple[NotificationTopic, ...]] = field(default_factory=dict)
+    emails: dict[str, str] = field(default_factory=dict)
+    """The address each account's settings give for its e-mails."""
     linked: set[str] = field(default_factory=set)
     notified: set[UUID] = field(default_factory=set)
     """Notification ids already requested."""
@@ -143,6 +145,10 @@ class MonitorState:
             self._attention(event)
         elif isinstance(event, AccountSettingsChanged):
             self.email_topics[account] = tuple(event.settings.email_topics)
+            if event.settings.email is None:
+                self.emails.pop(account, None)
+            else:
+                self.emails[account] = event.settings.email
         elif isinstance(event, AccountLinked):
             self.linked.add(account)
         elif isinstance(event, NotificationRequested):
@@ -208,6 +214,10 @@ class MonitorState:
             for position in self.books[account].positions.values():
                 if position.opened_at is not None and position.status is PositionStatus.OPEN:
                     yield account, position
+
+    def email_of(self, account: str) -> str | None:
+        """The account's e-mail address from its settings, when it gave one."""
+        return self.emails.get(account)
 
     def topics(self, account: str) -> tuple[NotificationTopic, ...]:
         """The account's e-mail topics."""

@@ -198,6 +198,23 @@ def test_email_topics_default_to_all_then_follow_the_settings() -> None:
     assert state.topics(ACCOUNT) == (NotificationTopic.STOP_LOSS,)
 
 
+def test_the_accounts_email_address_follows_its_settings() -> None:
+    state = fold(opened())
+    assert state.email_of(ACCOUNT) is None  # the operator's SENEX_SMTP_RECIPIENT applies
+
+    def settings(email: str | None) -> AccountSettingsChanged:
+        return AccountSettingsChanged(
+            **env(),
+            user_id="alice",
+            settings=AccountSettings(risk_template=RiskTemplate.CONSERVATIVE, email=email),
+        )
+
+    state.apply(settings("alice@example.com"))
+    assert state.email_of(ACCOUNT) == "alice@example.com"
+    state.apply(settings(None))
+    assert state.email_of(ACCOUNT) is None
+
+
 def broker(symbol: str, quantity: int, kind: str = "Equity Option") -> BrokerPosition:
     return BrokerPosition(
         account_number=ACCOUNT,
