@@ -1,7 +1,7 @@
 """The gateway's FastAPI application: routers, the one error shape, request metrics.
 
-`build_app` takes a ready `Gateway`, so tests and the service build the same app. A
-WebSocket route (``/ws``) is added here the same way as the routers.
+`build_app` takes a ready `Gateway`, so tests and the service build the same app,
+REST routers and the WebSocket (``/ws``, see `services.gateway.ws`) alike.
 """
 
 from __future__ import annotations
@@ -9,13 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from libs.runtime.metrics import LATENCY_BUCKETS
-from services.gateway.context import Gateway
+from services.gateway.context import Gateway, refuse_nul
 from services.gateway.errors import install_error_handlers
 from services.gateway.routes import account, audit, auth, trading
+from services.gateway.ws import route as ws_route
+from services.gateway.ws.hub import Hub
 
 TITLE = "Senex Trader gateway"
 DESCRIPTION = """\
@@ -23,6 +25,9 @@ REST API of Senex Trader over the event bus. Log in with `POST /api/auth/login`;
 session is an HttpOnly cookie. Every state-changing request must carry the CSRF token
 from the login answer as the `X-CSRF-Token` header. Errors are always
 `{"error": {"kind", "message", "field", "details"}}`.
+
+Live updates: the WebSocket `/ws` (session cookie; messages are JSON objects with a
+`type`, described in `services/gateway/ws/protocol.py`).
 """
 
 
@@ -46,13 +51,17 @@ class HttpMetrics:
         )
 
 
-def build_app(gateway: Gateway, *, metrics: HttpMetrics | None = None) -> FastAPI:
-    """The application serving ``gateway``."""
+def build_app(
+    gateway: Gateway, *, metrics: HttpMetrics | None = None, hub: Hub | None = None
+) -> FastAPI:
+    """The application serving ``gateway``; ``hub`` fans bus messages out to ``/ws``."""
     app = FastAPI(title=TITLE, description=DESCRIPTION, version="1.0.0")
     app.state.gateway = gateway
+    app.state.hub = hub or Hub(gateway.bus_of, lease_s=gateway.settings.quote_lease_s)
     install_error_handlers(app)
     for module in (auth, account, trading, audit):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(refuse_nul)])
+    app.include_router(ws_route.router)
 
     if metrics is not None:
 

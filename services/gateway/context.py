@@ -13,6 +13,7 @@ answers NOT_FOUND exactly like one that does not exist.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -162,3 +163,21 @@ def account_out(link: AccountLink) -> dict[str, object]:
         "nickname": link.nickname,
         "linked_at": link.linked_at,
     }
+
+
+# A JSON "\u0000" escape not itself escaped (preceded by an even number of backslashes).
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+async def refuse_nul(request: Request) -> None:
+    """Refuse NUL characters anywhere in a request (VALIDATION_ERROR, 422).
+
+    PostgreSQL text cannot hold them, so one reaching a query (a username, an e-mail
+    address, a rejection reason stored by strategy) would fail as a server error deep
+    inside a service; refused at the door, every route is covered at once.
+    """
+    if "\x00" in request.url.path or b"%00" in request.scope.get("query_string", b"").lower():
+        raise ValidationFailed("NUL characters are not allowed in the URL", field="url")
+    body = await request.body()
+    if b"\x00" in body or _JSON_NUL.search(body):
+        raise ValidationFailed("NUL characters are not allowed in the body", field="body")

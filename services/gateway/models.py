@@ -90,8 +90,8 @@ class BrokerLinkRequest(ApiModel):
     """
 
     mode: TradingMode
-    client_secret: SecretStr | None = Field(default=None, max_length=4096)
-    refresh_token: SecretStr | None = Field(default=None, max_length=4096)
+    client_secret: SecretStr | None = Field(default=None, min_length=1, max_length=4096)
+    refresh_token: SecretStr | None = Field(default=None, min_length=1, max_length=4096)
     account_number: AccountId | None = None
     """Needed when the credentials reach several accounts."""
     nickname: str | None = Field(default=None, max_length=100)

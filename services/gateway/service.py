@@ -1,7 +1,7 @@
 """The gateway service: the public HTTP API on its own port, beside the runner's /health.
 
 The runner serves /health and /metrics on the gateway's metrics port (9106); the
-public app (REST now, the WebSocket later) is served by a second uvicorn server on
+public app (REST and the WebSocket ``/ws``) is served by a second uvicorn server on
 ``SENEX_GATEWAY_PORT`` (8000). The gateway holds no projection: users, sessions and
 settings are its own tables, links are the vault's, and everything else is asked of
 the owning service over NATS.
@@ -34,6 +34,7 @@ from services.gateway.db import Pool
 from services.gateway.ratelimit import LoginLimiter, SlidingWindowLimiter
 from services.gateway.settings import GatewaySettings
 from services.gateway.users import UserStore
+from services.gateway.ws.hub import Hub
 
 SERVICE = "gateway"
 #: How often expired sessions are deleted.
@@ -80,6 +81,7 @@ class GatewayService:
         self._port: int | None = None
         self.app: FastAPI | None = None
         self.gateway: Gateway | None = None
+        self.hub: Hub | None = None
         self._log = get_logger(SERVICE)
 
     @property
@@ -127,7 +129,8 @@ class GatewayService:
             wall_now=self._wall_now,
             monotonic=self._monotonic or loop.time,
         )
-        self.app = build_app(self.gateway, metrics=HttpMetrics(ctx.metrics.registry))
+        self.hub = Hub(lambda: self.bus, lease_s=s.quote_lease_s)
+        self.app = build_app(self.gateway, metrics=HttpMetrics(ctx.metrics.registry), hub=self.hub)
         await self._serve(self.app)
         self._purge_task = asyncio.create_task(self._purge(), name="gateway-session-purge")
         self._log.info("gateway listening", url=self.url, mode=accounts.mode.value)
@@ -141,6 +144,9 @@ class GatewayService:
             access_log=False,
             lifespan="off",
             proxy_headers=False,
+            # A client frame is a few hundred bytes; a huge one is closed with 1009 by
+            # uvicorn before it is buffered (ws.protocol answers anything over 16 KiB).
+            ws_max_size=1024 * 1024,
         )
         server = self._server = _ApiServer(config)
         task = self._server_task = asyncio.create_task(server.serve(), name="gateway-http")
@@ -164,6 +170,9 @@ class GatewayService:
                     self._log.info("expired sessions purged", count=removed)
 
     async def stop(self) -> None:
+        if self.hub is not None:
+            # Clients get a close frame (1001) before the server stops listening.
+            await self.hub.close()
         if self._purge_task is not None:
             self._purge_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -16,14 +16,11 @@ from fastapi import APIRouter, Path
 from libs.contracts.base import Underlying
 from libs.contracts.commands import (
     ApprovalReply,
-    ApproveSuggestion,
-    GenerateSuggestion,
     GetMarketCondition,
     GetOrder,
     GetOrders,
     GetPositions,
     GetRiskBudget,
-    GetSuggestion,
     GetSuggestions,
     MarketConditionReply,
     OrderListReply,
@@ -37,7 +34,8 @@ from libs.contracts.commands import (
     SyncPositionsReply,
 )
 from libs.contracts.errors import ValidationFailed
-from services.gateway.context import AccountQuery, Gateway, GatewayDep, Principal, PrincipalDep
+from services.gateway import actions
+from services.gateway.context import AccountQuery, GatewayDep, PrincipalDep
 from services.gateway.errors import ErrorResponse
 from services.gateway.models import (
     ExecuteRequest,
@@ -57,20 +55,6 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 SuggestionId = Annotated[UUID, Path(description="The suggestion's id.")]
 
 
-async def _suggestion(
-    gateway: Gateway, principal: Principal, account: str | None, suggestion_id: UUID
-) -> tuple[str, SuggestionReply]:
-    """The suggestion and the account it belongs to (NOT_FOUND if not the user's)."""
-
-    async def ask(account_id: str) -> tuple[str, SuggestionReply]:
-        command = GetSuggestion(
-            account_id=account_id, suggestion_id=suggestion_id, requested_by=principal.user_id
-        )
-        return account_id, await gateway.ask(command, SuggestionReply)
-
-    return await gateway.first_found(principal, account, ask, f"suggestion {suggestion_id}")
-
-
 @router.post("/senex_trident/generate/", response_model=SuggestionReply, responses=_ERRORS)
 async def generate(
     body: GenerateRequest,
@@ -79,11 +63,7 @@ async def generate(
     account: AccountQuery = None,
 ) -> SuggestionReply:
     """Generate a Senex Trident suggestion; a no-trade outcome is an error with its reason."""
-    account_id = await gateway.account(principal, account)
-    command = GenerateSuggestion(
-        account_id=account_id, underlying=body.symbol, requested_by=principal.user_id
-    )
-    return await gateway.ask(command, SuggestionReply, timeout=gateway.settings.generate_timeout_s)
+    return await actions.generate(gateway, principal, body.symbol, account)
 
 
 @router.post(
@@ -101,15 +81,14 @@ async def execute(
     """Approve the suggestion (at mid, or ``custom_credit``); risk reservation and the
     order follow as events. A utilisation warning needs ``confirm_warning: true``."""
     request = body or ExecuteRequest()
-    account_id, _ = await _suggestion(gateway, principal, account, suggestion_id)
-    command = ApproveSuggestion(
-        account_id=account_id,
-        suggestion_id=suggestion_id,
+    return await actions.execute(
+        gateway,
+        principal,
+        suggestion_id,
         custom_credit=request.custom_credit,
         confirm_warning=request.confirm_warning,
-        requested_by=principal.user_id,
+        account=account,
     )
-    return await gateway.ask(command, ApprovalReply)
 
 
 @router.post(
@@ -126,7 +105,7 @@ async def reject(
 ) -> SuggestionReply:
     """Turn the suggestion down."""
     request = body or RejectRequest()
-    account_id, _ = await _suggestion(gateway, principal, account, suggestion_id)
+    account_id, _ = await actions.find_suggestion(gateway, principal, account, suggestion_id)
     command = RejectSuggestion(
         account_id=account_id,
         suggestion_id=suggestion_id,
@@ -159,7 +138,7 @@ async def suggestion(
     account: AccountQuery = None,
 ) -> SuggestionReply:
     """One suggestion with its status and risk check."""
-    _, reply = await _suggestion(gateway, principal, account, suggestion_id)
+    _, reply = await actions.find_suggestion(gateway, principal, account, suggestion_id)
     return reply
 
 
@@ -185,7 +164,9 @@ async def validate_trade_risk(
     Changes nothing (POST only because the workflow spec made it one); see
     `services.gateway.risk_preview` for what is checked.
     """
-    account_id, reply = await _suggestion(gateway, principal, account, body.suggestion_id)
+    account_id, reply = await actions.find_suggestion(
+        gateway, principal, account, body.suggestion_id
+    )
     budget = await gateway.ask(
         GetRiskBudget(account_id=account_id, requested_by=principal.user_id), RiskBudgetReply
     )

@@ -4,7 +4,8 @@ One world per module (starting and warming market data costs seconds): its own N
 the module's database, a simulator pinned in time and price, users created the way
 ``senex user create`` creates them (paper: a simulator customer each), then audit,
 market data, strategy, risk and the gateway in-process. Execution and the position
-monitor are not running: their endpoints answer SERVICE_UNAVAILABLE.
+monitor run only when asked (``full=True``); otherwise their endpoints answer
+SERVICE_UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import httpx2
 from pydantic import SecretStr
 
 from libs.broker.models import BrokerCredentials
+from libs.broker.settings import BrokerSettings
 from libs.broker.vault import CredentialsVault
 from libs.contracts.base import Underlying
 from libs.contracts.commands import (
@@ -188,8 +190,31 @@ def _context(name: str, nats_url: str, dsn: str, clock: ManualClock) -> ServiceC
     )
 
 
+async def _start_execution_and_monitor(
+    stack: AsyncExitStack, settings: BrokerSettings, nats_url: str, dsn: str, clock: ManualClock
+) -> None:
+    """Execution and the position monitor, both reading credentials from the vault."""
+    from services.execution.service import ExecutionService
+    from services.execution.settings import ExecutionSettings
+    from services.position_monitor.service import PositionMonitorService
+    from services.position_monitor.settings import SmtpSettings
+
+    execution = ExecutionService(
+        clock=clock,
+        settings=ExecutionSettings(backoff_scale=0.05, reconcile_interval_s=0.5),
+        broker_settings=settings,
+    )
+    await execution.start(_context("execution", nats_url, dsn, clock))
+    stack.push_async_callback(execution.stop)
+    monitor = PositionMonitorService(
+        clock=clock, smtp=SmtpSettings(enabled=False), broker_settings=settings
+    )
+    await monitor.start(_context("position_monitor", nats_url, dsn, clock))
+    stack.push_async_callback(monitor.stop)
+
+
 @asynccontextmanager
-async def running_world(server_root: Path, dsn: str) -> AsyncIterator[World]:
+async def running_world(server_root: Path, dsn: str, *, full: bool = False) -> AsyncIterator[World]:
     from libs.cli.user import create_user
 
     nats: ServerProcess = new_nats(Path(tempfile.mkdtemp(prefix="gw-nats", dir=server_root)))
@@ -236,8 +261,10 @@ async def running_world(server_root: Path, dsn: str) -> AsyncIterator[World]:
             stack.push_async_callback(strategy.stop)
             risk = await start_risk(simulator, nats.url, dsn, clock)
             stack.push_async_callback(risk.stop)
+            if full:
+                await _start_execution_and_monitor(stack, settings, nats.url, dsn, clock)
             gateway = GatewayService(
-                GatewaySettings(port=0, login_attempts_per_address=1000),
+                GatewaySettings(port=0, login_attempts_per_address=1000, ws_recheck_s=1.0),
                 settings,
                 clock=clock,
             )

@@ -1,0 +1,1 @@
+"""The WebSocket ``/ws``: protocol, throttles, the bus fan-out and one connection each."""
