@@ -16,6 +16,7 @@ from libs.runtime.metrics import LATENCY_BUCKETS
 from services.gateway.context import Gateway, refuse_nul
 from services.gateway.errors import install_error_handlers
 from services.gateway.routes import account, audit, auth, trading
+from services.gateway.web import WEB_ROOT, mount_web
 from services.gateway.ws import route as ws_route
 from services.gateway.ws.hub import Hub
 
@@ -80,4 +81,5 @@ def build_app(
             )
             return response
 
+    mount_web(app, WEB_ROOT)  # the trading screen and its companion pages
     return app
