@@ -95,7 +95,8 @@ async def test_generate_execute_fill_and_the_position_with_its_exits(world: Worl
 
         def the_position(body: Any) -> dict[str, Any] | None:
             """The position holding exactly the opening order's legs."""
-            for p in body["positions"]:
+            found: list[dict[str, Any]] = body["positions"]
+            for p in found:
                 held = {
                     s["spread"][k] for s in p["spreads"] for k in ("short_symbol", "long_symbol")
                 }
