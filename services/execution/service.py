@@ -1088,9 +1088,12 @@ class ExecutionService(FollowingService):
             )
         return record
 
-    @staticmethod
-    def view(record: OrderRecord) -> OrderView:
-        """The query form of an order."""
+    def view(self, record: OrderRecord) -> OrderView:
+        """The query form of an order; a filled opening names the position it opened."""
+        position_id = record.position_id
+        if position_id is None and record.purpose is OrderPurpose.OPEN:
+            opened = position_id_for(record.order_id)
+            position_id = opened if opened in self._state.positions else None
         return OrderView(
             order_id=record.order_id,
             client_tag=record.client_tag,
@@ -1102,7 +1105,7 @@ class ExecutionService(FollowingService):
             time_in_force=record.time_in_force,
             broker_order_id=record.broker_order_id,
             suggestion_id=record.suggestion_id,
-            position_id=record.position_id,
+            position_id=position_id,
             spread_kind=record.spread_kind,
             fills=tuple(record.fills.values()),
             submitted_at=record.submitted_at,

@@ -113,6 +113,9 @@ async def test_generate_execute_fill_and_the_position_with_its_exits(world: Worl
         )
         position = the_position(positions)
         assert position is not None
+        # The filled opening order names the position it opened.
+        opened = await _get(client, f"/trading/api/order-status/{order['order_id']}/")
+        assert opened["order"]["position_id"] == position["position_id"]
         assert position["status"] == "OPEN"
         assert position["app_managed"]
         assert not position["needs_attention"]
