@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration e2e install clean browser
+.PHONY: run test lint typecheck unit integration e2e install clean browser deploy-tools
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ install: $(STAMP) $(WEB_STAMP)
 browser:
 	command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
+# The deployment tests check docker-compose.yml with Debian's docker-compose (`config`
+# needs no engine) and deploy/prometheus/prometheus.yml with promtool (Debian's prometheus).
+deploy-tools:
+	command -v docker-compose >/dev/null && command -v promtool >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-compose prometheus)
+
 run: install
 	$(BIN)/senex up
 
@@ -38,7 +43,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck browser
+test: lint typecheck browser deploy-tools
 	$(BIN)/pytest
 
 unit: install

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from libs.cli import account, audit, contracts, db, replay, sim, suggest, up, user
+from libs.cli import account, audit, contracts, db, replay, sim, status, suggest, up, user
 
 app = typer.Typer(
     name="senex",
@@ -19,6 +19,7 @@ app.add_typer(sim.app, name="sim")
 app.add_typer(account.app, name="account")
 app.add_typer(user.app, name="user")
 app.command("up")(up.up)
+app.command("status")(status.status)
 app.command("replay")(replay.replay)
 app.command("suggest")(suggest.suggest)
 if __name__ == "__main__":

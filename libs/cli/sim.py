@@ -54,6 +54,10 @@ def _aware_start(value: str) -> datetime:
 def serve(
     ctx: typer.Context,
     port: PortOption = DEFAULT_PORT,
+    host: Annotated[
+        str,
+        typer.Option(help="Interface to listen on (0.0.0.0 in a container: no authentication)."),
+    ] = "127.0.0.1",
     data_dir: Annotated[
         Path | None,
         typer.Option(help="State directory (default $SENEX_SIM_DATA_DIR or .senex/sim)."),
@@ -69,13 +73,14 @@ def serve(
     ] = None,
     speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 1.0,
 ) -> None:
-    """Serve the simulator on 127.0.0.1:PORT until Ctrl-C or SIGTERM."""
+    """Serve the simulator on HOST:PORT (127.0.0.1 by default) until Ctrl-C or SIGTERM."""
     if ctx.invoked_subcommand is not None:
         return
     settings = SimSettings.from_env(data_dir)
     server = SimulatorServer(
         settings.data_dir,
         port=port,
+        host=host,
         seed=settings.seed,
         start=start,
         speed=speed,

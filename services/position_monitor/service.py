@@ -133,6 +133,7 @@ from services.position_monitor.event_ids import (
     position_closed_id,
     spread_closed_id,
 )
+from services.position_monitor.metrics import PortfolioCollector
 from services.position_monitor.notifier import EmailNotifier, NotifierStopped
 from services.position_monitor.projection import PositionRecord
 from services.position_monitor.settings import MonitorSettings, SmtpSettings
@@ -298,6 +299,7 @@ class PositionMonitorService(FollowingService):
             ["service", "reason"],
             registry=registry,
         )
+        registry.register(PortfolioCollector(SERVICE, lambda: self._state))
         self._metrics = ctx.metrics
 
     # --- publishing -----------------------------------------------------------------

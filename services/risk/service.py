@@ -80,6 +80,7 @@ from services.risk.core import (
     reserve,
     trident_risk_at_order_price,
 )
+from services.risk.metrics import RiskBudgetCollector
 from services.risk.orders import opening_order
 from services.risk.settings import RiskSettings
 
@@ -148,6 +149,7 @@ class RiskService(FollowingService):
         self._settings = self._settings_given or RiskSettings()
         broker_settings = self._broker_settings_given or BrokerSettings()
         await self.connect(ctx)
+        ctx.metrics.registry.register(RiskBudgetCollector(SERVICE, lambda: self._book))
         vault = await CredentialsVault.open(ctx.settings.database_url, broker_settings)
         self._adapter = BrokerAdapter(broker_settings, VaultCredentials(vault, broker_settings))
         await self._follow_market_conditions()

@@ -1,4 +1,4 @@
-"""``python -m services.simulator [--port P]``: the same as ``senex sim``."""
+"""``python -m services.simulator [--host H] [--port P]``: the same as ``senex sim``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.simulator")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to listen on (0.0.0.0 in a container; it has no authentication)",
+    )
+    parser.add_argument(
         "--start",
         type=_start,
         default=None,
@@ -34,6 +39,7 @@ def main() -> None:
     SimulatorServer(
         settings.data_dir,
         port=args.port,
+        host=args.host,
         seed=settings.seed,
         start=args.start,
         speed=args.speed,
