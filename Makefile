@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration e2e install clean browser deploy-tools
+.PHONY: run test lint typecheck unit integration e2e install clean browser bench deploy-tools
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,17 @@ unit: install
 
 integration: install
 	$(BIN)/pytest tests/integration
+
+# Every benchmark at quick settings (minutes, not the full runs the README quotes);
+# each writes its JSON to bench/results/.
+bench: install
+	$(BIN)/python bench/eventlog.py --events 20000
+	$(BIN)/python bench/simulator.py --seconds 5 --orders 50
+	$(BIN)/python bench/strategy.py --runs 50
+	$(BIN)/python bench/execution.py --orders 50
+	$(BIN)/python bench/gateway.py --seconds 10
+	$(BIN)/python bench/greeks.py
+	$(BIN)/python bench/memory.py --minutes 2 --sample-s 30
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
