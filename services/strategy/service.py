@@ -400,6 +400,7 @@ class StrategyService(FollowingService):
                 suggestion.total_mid_credit,
                 suggestion.includes_call_spread,
                 command.custom_credit,
+                suggestion.width,
             )
             await self._emit(
                 SuggestionApproved(

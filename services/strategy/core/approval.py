@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal
 
-from libs.contracts.errors import NoCredit
+from libs.contracts.errors import NoCredit, ValidationFailed
 
 #: The option tick for QQQ and SPY.
 TICK = Decimal("0.01")
@@ -44,12 +44,23 @@ def manual_limit(
     total_mid_credit: Decimal,
     includes_call_spread: bool,
     custom_credit: Decimal | None = None,
+    width: Decimal | None = None,
 ) -> Decimal:
     """Limit of a user's approval: the order's mid, or the user's override.
 
-    ``custom_credit`` is in total-credit units (as the suggestion shows it). Raises
-    `NoCredit` when the price is not above zero after rounding.
+    ``custom_credit`` is in total-credit units (as the suggestion shows it). With the
+    spread ``width`` given, an override above 2 x width is refused (VALIDATION_ERROR):
+    no Trident collects more than its required capital, so such a credit could never
+    fill and would show a negative max risk. Raises `NoCredit` when the price is not
+    above zero after rounding.
     """
+    if custom_credit is not None and width is not None and custom_credit > 2 * width:
+        raise ValidationFailed(
+            f"custom credit {custom_credit} is above 2 x width = {2 * width}, the most a "
+            "Trident of this width can collect",
+            field="custom_credit",
+            details={"custom_credit": str(custom_credit), "max": str(2 * width)},
+        )
     total = total_mid_credit if custom_credit is None else custom_credit
     what = "mid credit" if custom_credit is None else f"custom credit {custom_credit}"
     return _positive(round_credit(to_order_price(total, includes_call_spread)), what)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libs.contracts.errors import NoCredit
+from libs.contracts.errors import NoCredit, ValidationFailed
 from services.strategy.core.approval import (
     TICK,
     automatic_limit,
@@ -109,3 +109,14 @@ def test_an_automatic_limit_lies_between_natural_and_mid(
     assert 0 < limit <= mid / unit
     assert limit > natural / unit - TICK  # at most the rounding below natural
     assert limit > mid / unit - offset * TICK - TICK
+
+
+@pytest.mark.parametrize("custom", ["6.01", "1e26", "1e30"])
+def test_a_custom_credit_above_twice_the_width_is_refused_naming_the_field(custom: str) -> None:
+    with pytest.raises(ValidationFailed) as raised:
+        manual_limit(Decimal("1.50"), True, Decimal(custom), width=Decimal(3))
+    assert raised.value.field == "custom_credit"
+
+
+def test_a_custom_credit_of_exactly_twice_the_width_is_a_price() -> None:
+    assert manual_limit(Decimal("1.50"), True, Decimal("6.00"), width=Decimal(3)) == Decimal("6.00")
