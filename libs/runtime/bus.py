@@ -490,9 +490,18 @@ class Bus:
     def connected(self) -> bool:
         return self.nc.is_connected
 
-    async def flush(self) -> None:
-        """Round trip to the server: proves the connection works right now."""
-        await self.nc.flush()
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Round trip to the server behind everything sent so far, subscriptions included.
+
+        nats-py's own ``flush()`` writes its PING straight to the socket while SUBs wait
+        in the client's buffer for its flusher task, so the PONG can come back before
+        the server has a subscription: a command or message sent the moment a service
+        says "serving" could reach nobody. A request is buffered like the SUBs, behind
+        them, and the server handles one connection's protocol in order, so its answer
+        (no responders, on an inbox nobody serves) proves they are in place.
+        """
+        with contextlib.suppress(nats.errors.NoRespondersError):
+            await self.nc.request(self.nc.new_inbox(), b"", timeout=timeout)
 
     # --- events ---------------------------------------------------------------------
 

@@ -115,7 +115,7 @@ class Hub:
                     subject, cb=self._account_handler(account)
                 )
             if new:
-                await self._bus_of().flush()  # subscribed at the server before we answer
+                await self._bus_of().flush()  # in place at the server before we answer
 
     async def remove_accounts(self, sink: Sink, accounts: Iterable[str]) -> None:
         """Stop delivering the events of ``accounts`` to ``sink``."""
@@ -164,7 +164,7 @@ class Hub:
                     market_subject(symbol, "QuoteReceived"), cb=self._on_quote
                 )
             if new:
-                await self._bus_of().flush()
+                await self._bus_of().flush()  # `subscribed` promises the next quote
                 self._ensure_lease_task()
                 self._lease_wanted.set()
 
@@ -242,6 +242,8 @@ class Hub:
             account_id=MARKET_ACCOUNT, symbols=tuple(symbols), lease_seconds=lease_s
         )
         await self._bus_of().request(command, WatchReply)
+
+    # --- the server's side -----------------------------------------------------------
 
     # --- lifecycle -------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import orjson
 import pytest
 from httpx2.websockets import AsyncWebSocketSession, WebSocketDisconnect
 
+from libs.contracts.envelope import Event
 from libs.contracts.market import QuoteReceived
 from libs.contracts.system import (
     NotificationChannel,
@@ -28,6 +29,10 @@ from libs.contracts.system import (
     NotificationTopic,
     Severity,
 )
+from libs.runtime.bus import Bus
+from libs.runtime.servers import ServerProcess
+from services.gateway.ws.hub import Hub
+from services.gateway.ws.protocol import Outgoing, QuoteTexts
 from tests.integration.gateway.world import World, running_world
 
 #: Symbols nothing else in the world publishes quotes for.
@@ -86,9 +91,9 @@ async def close_of(ws: AsyncWebSocketSession) -> WebSocketDisconnect:
     return caught.value
 
 
-async def publish_quote(world: World, symbol: str, bid: str) -> QuoteReceived:
+def quote(symbol: str, bid: str) -> QuoteReceived:
     now = datetime.now(UTC)
-    event = QuoteReceived(
+    return QuoteReceived(
         occurred_at=now,
         producer="market_data",
         correlation_id=uuid4(),
@@ -97,6 +102,10 @@ async def publish_quote(world: World, symbol: str, bid: str) -> QuoteReceived:
         ask=Decimal(bid) + Decimal("0.10"),
         quoted_at=now,
     )
+
+
+async def publish_quote(world: World, symbol: str, bid: str) -> QuoteReceived:
+    event = quote(symbol, bid)
     await world.bus.publish(event)
     return event
 
@@ -153,28 +162,22 @@ async def test_quotes_are_throttled_to_one_per_second_latest_wins(world: World) 
         await ws.send_json({"type": "subscribe_quotes", "symbols": [QUIET.lower()], "id": "s"})
         assert await receive(ws) == {"type": "subscribed", "symbols": [QUIET], "request_id": "s"}
 
-        # The first quote of a window goes at once.
-        started = time.monotonic()
+        # The first quote of a window goes at once (not held). The timing itself is
+        # the pure throttle's, tested with an injected clock; here the semantics.
         await publish_quote(world, QUIET, "10.00")
         first = await until(ws, "quote_update")
-        first_after = time.monotonic() - started
         assert (first["symbol"], first["bid"], first["held"]) == (QUIET, "10.00", False)
-        assert first_after < 0.5
-        # The rest of the window: only the latest, at the window's end.
+        # The rest of the window: only the latest, held to the window's end.
         for bid in ("10.01", "10.02", "10.03"):
             await publish_quote(world, QUIET, bid)
         second = await until(ws, "quote_update")
-        second_after = time.monotonic() - started
         assert (second["bid"], second["held"]) == ("10.03", True)
-        assert 0.8 < second_after - first_after < 1.6
         # That send opened a new window; once it ends empty, the next quote goes at once.
         await asyncio.sleep(2.2)
         assert [m for m in await drain(ws) if m["type"] == "quote_update"] == []
-        sent = time.monotonic()
         await publish_quote(world, QUIET, "10.04")
         third = await until(ws, "quote_update")
         assert (third["bid"], third["held"]) == ("10.04", False)
-        assert time.monotonic() - sent < 0.5
 
         # Unsubscribed: nothing more arrives for the symbol.
         await ws.send_json({"type": "unsubscribe_quotes", "symbols": [QUIET]})
@@ -184,13 +187,73 @@ async def test_quotes_are_throttled_to_one_per_second_latest_wins(world: World) 
         assert [m for m in await drain(ws) if m["type"] == "quote_update"] == []
 
 
+class QuoteSink:
+    """A connection as the hub sees it, keeping the quotes it is offered."""
+
+    def __init__(self) -> None:
+        self.quotes: asyncio.Queue[tuple[str, QuoteTexts]] = asyncio.Queue()
+
+    def on_quote(self, symbol: str, texts: QuoteTexts) -> None:
+        self.quotes.put_nowait((symbol, texts))
+
+    def on_account_event(self, event: Event, out: Outgoing, text: str) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+
+async def _no_lease(symbols: list[str], lease_s: int) -> None:
+    pass
+
+
+async def test_a_symbol_is_subscribed_at_the_server_when_the_hub_says_so(
+    nats_server: ServerProcess,
+) -> None:
+    """Regression: a quote published right after ``subscribed`` never reached the client.
+
+    nats-py queues SUB for its flusher task but writes ``flush()``'s PING straight to the
+    socket, so the PONG the hub waited for could come back before the server had the
+    subscription. Here the flusher is held up (as by a busy event loop) while the hub
+    subscribes, which made that deterministic: the quote was gone.
+    """
+    bus = await Bus.connect(nats_server.url, "gateway-hub-test")
+    publisher = await Bus.connect(nats_server.url, "quote-publisher")
+    hub = Hub(lambda: bus, lease_s=60, lease=_no_lease)
+    sink = QuoteSink()
+    try:
+        transport: Any = bus.nc._transport
+        drain = transport.drain
+        held = asyncio.Event()
+
+        async def slow_drain() -> None:
+            if not held.is_set():
+                held.set()
+                await asyncio.sleep(0.5)
+            await drain()
+
+        transport.drain = slow_drain
+        await bus.nc.publish("senex.test.hold", b"")  # the flusher writes it, then waits
+        await held.wait()
+
+        await hub.add_symbols(sink, ["TSTC"])
+        await publisher.publish(quote("TSTC", "30.00"))  # stored: the server routed it
+        symbol, texts = await asyncio.wait_for(sink.quotes.get(), timeout=5)
+        assert symbol == "TSTC"
+        assert orjson.loads(texts.at_once)["bid"] == "30.00"
+    finally:
+        await hub.close()
+        await publisher.close()
+        await bus.close()
+
+
 async def test_each_symbol_has_its_own_window(world: World) -> None:
     async with socket(world, "bob") as ws:
         await ws.send_json({"type": "subscribe_quotes", "symbols": [QUIET, QUIET_OPTION]})
         assert (await until(ws, "subscribed"))["symbols"] == sorted([QUIET, QUIET_OPTION])
         await publish_quote(world, QUIET, "20.00")
         await publish_quote(world, QUIET_OPTION, "1.25")
-        got = {(await until(ws, "quote_update", 2))["symbol"] for _ in range(2)}
+        got = {(await until(ws, "quote_update"))["symbol"] for _ in range(2)}
         assert got == {QUIET, QUIET_OPTION}
 
 
