@@ -14,32 +14,8 @@ from uuid import UUID
 
 from libs.broker.client_tags import client_tag_for
 from libs.broker.models import OrderRequest
-from libs.contracts.execution import OrderAction, OrderLeg, TimeInForce
-from libs.contracts.strategy import SpreadKind, Suggestion
-
-
-def opening_legs(suggestion: Suggestion) -> tuple[OrderLeg, ...]:
-    """The order's legs in ratio quantities: puts x2 (both put spreads), calls x1."""
-    put = suggestion.spread(SpreadKind.PUT_SPREAD_1)
-    second = suggestion.spread(SpreadKind.PUT_SPREAD_2)
-    if put is None or second is None:  # the contract requires both; kept for the type checker
-        raise ValueError(f"suggestion {suggestion.suggestion_id} lacks a put spread")
-    if (put.short_leg.symbol, put.long_leg.symbol) != (
-        second.short_leg.symbol,
-        second.long_leg.symbol,
-    ):
-        raise ValueError("the two put spreads of a Trident must share their strikes")
-    legs = [
-        OrderLeg(symbol=put.short_leg.symbol, action=OrderAction.SELL_TO_OPEN, quantity=2),
-        OrderLeg(symbol=put.long_leg.symbol, action=OrderAction.BUY_TO_OPEN, quantity=2),
-    ]
-    call = suggestion.spread(SpreadKind.CALL_SPREAD)
-    if call is not None:
-        legs += [
-            OrderLeg(symbol=call.short_leg.symbol, action=OrderAction.SELL_TO_OPEN, quantity=1),
-            OrderLeg(symbol=call.long_leg.symbol, action=OrderAction.BUY_TO_OPEN, quantity=1),
-        ]
-    return tuple(legs)
+from libs.contracts.execution import TimeInForce, opening_legs
+from libs.contracts.strategy import Suggestion
 
 
 def opening_order(suggestion: Suggestion, limit_credit: Decimal, decision_id: UUID) -> OrderRequest:

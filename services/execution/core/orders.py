@@ -25,6 +25,7 @@ from libs.contracts.execution import (
     OrderPurpose,
     TimeInForce,
     check_order_shape,
+    opening_legs,
 )
 from libs.contracts.strategy import SpreadKind, Suggestion
 from libs.contracts.symbols import OccSymbol
@@ -103,30 +104,6 @@ def check_limit_order(spec: OrderSpec) -> OrderSpec:
     if spec.purpose.is_exit and price >= 0:
         raise InvalidOrder(f"closing a credit spread is a debit (negative price), got {price}")
     return spec
-
-
-def opening_legs(suggestion: Suggestion) -> tuple[OrderLeg, ...]:
-    """Sell 2 short puts, buy 2 long puts (both put spreads), then 1:1 calls when traded."""
-    put1 = suggestion.spread(SpreadKind.PUT_SPREAD_1)
-    put2 = suggestion.spread(SpreadKind.PUT_SPREAD_2)
-    if put1 is None or put2 is None:
-        raise InvalidOrder(f"suggestion {suggestion.suggestion_id} lacks a put spread")
-    if (put1.short_leg.symbol, put1.long_leg.symbol) != (
-        put2.short_leg.symbol,
-        put2.long_leg.symbol,
-    ):
-        raise InvalidOrder("the two put spreads of a Trident must share their strikes")
-    legs = [
-        OrderLeg(symbol=put1.short_leg.symbol, action=OrderAction.SELL_TO_OPEN, quantity=2),
-        OrderLeg(symbol=put1.long_leg.symbol, action=OrderAction.BUY_TO_OPEN, quantity=2),
-    ]
-    call = suggestion.spread(SpreadKind.CALL_SPREAD)
-    if call is not None:
-        legs += [
-            OrderLeg(symbol=call.short_leg.symbol, action=OrderAction.SELL_TO_OPEN, quantity=1),
-            OrderLeg(symbol=call.long_leg.symbol, action=OrderAction.BUY_TO_OPEN, quantity=1),
-        ]
-    return tuple(legs)
 
 
 def opening_order(

@@ -29,6 +29,7 @@ from libs.contracts.execution import (
     OrderPurpose,
     OrderSubmitted,
     TimeInForce,
+    opening_legs,
 )
 from libs.contracts.market import Quote
 from libs.contracts.risk import (
@@ -46,7 +47,6 @@ from libs.indicators.bands import band_position, bollinger
 from libs.runtime.bus import Bus
 from libs.runtime.clock import ManualClock
 from libs.runtime.servers import ServerProcess
-from services.risk.orders import opening_legs
 from services.risk.service import RiskService
 from services.simulator.server import SimulatorServer
 from tests.integration.risk.harness import (
