@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -43,6 +42,7 @@ from pydantic import ValidationError
 from libs.broker.adapter import BrokerAdapter, CredentialsSource
 from libs.broker.client_tags import decision_id_of
 from libs.broker.credentials import VaultCredentials
+from libs.broker.feeds import AccountFeed
 from libs.broker.models import BrokerOrder, OrderRequest
 from libs.broker.settings import BrokerSettings
 from libs.broker.streaming import AccountStream, Subscription
@@ -131,15 +131,6 @@ SUPERSEDE_REASON: dict[OrderPurpose, CancelReason] = {
 }
 
 
-@dataclass
-class _Feed:
-    """One account's streamer and the reconnects already reconciled."""
-
-    stream: AccountStream
-    task: asyncio.Task[None]
-    reconnects_seen: int = 0
-
-
 class _NotYetCancelled(SenexError):
     """The exit being superseded is not confirmed cancelled yet (retried)."""
 
@@ -176,7 +167,7 @@ class ExecutionService(FollowingService):
         self._placing: set[UUID] = set()
         """Orders whose sending loop is running in this process."""
         self._cancel_reasons: dict[UUID, CancelReason] = {}
-        self._feeds: dict[str, _Feed] = {}
+        self._feeds: dict[str, AccountFeed] = {}
         self._feed_lock = asyncio.Lock()
         self._suspension_lock = asyncio.Lock()
         """Suspending and resuming are check-then-publish: one at a time."""
@@ -988,7 +979,7 @@ class ExecutionService(FollowingService):
             orders = stream.orders()
             stream.start()
             task = asyncio.create_task(self._pump(account, orders), name=f"exec-orders-{account}")
-            self._feeds[account] = _Feed(stream, task)
+            self._feeds[account] = AccountFeed(stream, task)
 
     async def _pump(self, account: str, orders: Subscription[BrokerOrder]) -> None:
         async for report in orders:
@@ -1020,9 +1011,7 @@ class ExecutionService(FollowingService):
     async def reconcile(self) -> None:
         """One poll: full reconciliation where due, unanswered orders, local gaps."""
         for account, feed in self._feeds.items():
-            reconnects = feed.stream.health().reconnects
-            if reconnects > feed.reconnects_seen:
-                feed.reconnects_seen = reconnects
+            if feed.reconnected():
                 self._reconcile_due.add(account)
         due = self._reconcile_due | set(self._state.suspended)
         for account in sorted(due):

@@ -56,6 +56,7 @@ from prometheus_client import Counter
 
 from libs.broker.adapter import BrokerAdapter, CredentialsSource
 from libs.broker.credentials import VaultCredentials
+from libs.broker.feeds import AccountFeed
 from libs.broker.models import BrokerPosition
 from libs.broker.settings import BrokerSettings
 from libs.broker.streaming import AccountStream, Subscription
@@ -153,15 +154,6 @@ class FoldLagging(SenexError):
 
 
 @dataclass
-class _Feed:
-    """One account's streamer: reconnects seen and position notifications pending."""
-
-    stream: AccountStream
-    task: asyncio.Task[None]
-    reconnects_seen: int = 0
-
-
-@dataclass
 class _PendingSync:
     """Findings of a first broker read, waiting for the confirming second read."""
 
@@ -204,7 +196,7 @@ class PositionMonitorService(FollowingService):
         self._next_sync: dict[str, datetime] = {}
         self._sync_now: set[str] = set()
         self._pending_sync: dict[str, _PendingSync] = {}
-        self._feeds: dict[str, _Feed] = {}
+        self._feeds: dict[str, AccountFeed] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------
@@ -614,11 +606,8 @@ class PositionMonitorService(FollowingService):
         for account in self._sync_accounts():
             await self._ensure_feed(account)
             feed = self._feeds.get(account)
-            if feed is not None:
-                reconnects = feed.stream.health().reconnects
-                if reconnects > feed.reconnects_seen:
-                    feed.reconnects_seen = reconnects
-                    self._sync_now.add(account)
+            if feed is not None and feed.reconnected():
+                self._sync_now.add(account)
             pending = self._pending_sync.get(account)
             try:
                 if pending is not None:
@@ -708,7 +697,7 @@ class PositionMonitorService(FollowingService):
         task = asyncio.create_task(
             self._pump_positions(account, positions), name=f"monitor-positions-{account}"
         )
-        self._feeds[account] = _Feed(stream, task)
+        self._feeds[account] = AccountFeed(stream, task)
 
     async def _pump_positions(self, account: str, positions: Subscription[BrokerPosition]) -> None:
         """A position change at the broker: sync the account soon (confirmed as usual)."""
