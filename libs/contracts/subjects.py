@@ -1,20 +1,21 @@
 """NATS subjects (ARCHITECTURE.md, Bus).
 
-- ``senex.evt.<account>.<context>.<Type>``: account events (business stream)
+- ``senex.evt.<partition>.<account>.<context>.<Type>``: account events (business stream)
 - ``senex.md.<symbol>.<Type>``: market-wide events (market-data stream)
-- ``senex.cmd.<service>.<verb>.<account>``: commands and queries (request-reply)
+- ``senex.cmd.<service>.<verb>.<partition>.<account>``: commands and queries
+  (request-reply)
 
-Subjects carry the account so the gateway and NATS permissions can route per user and
-replicas can partition by it.
+Subjects carry the account so the gateway and NATS permissions can route per user, and
+the account's partition (`libs.contracts.partitions`) so a replica can take exactly the
+events and commands of the partitions it owns with a subject filter.
 """
 
 from __future__ import annotations
 
-import functools
-import re
-
 from libs.contracts.commands import Command
 from libs.contracts.envelope import Event
+from libs.contracts.partitions import partition_of
+from libs.contracts.tokens import token as token  # re-exported: subjects are built from it
 
 PREFIX = "senex"
 #: Every account event (the business stream's subjects).
@@ -24,26 +25,11 @@ ALL_MARKET_DATA = f"{PREFIX}.md.>"
 #: Where consumers park messages they cannot process.
 DEAD_LETTER_PREFIX = f"{PREFIX}.dlq"
 
-# NATS tokens are split on "." and may not hold whitespace or the wildcards * and >.
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-@functools.lru_cache(maxsize=8192)
-def token(value: str) -> str:
-    """``value`` as one subject token: spaces dropped, other unsafe characters -> ``_``.
-
-    OCC symbols lose only their padding (``QQQ   251219P00592000`` ->
-    ``QQQ251219P00592000``), which keeps them unambiguous.
-    """
-    safe = _UNSAFE.sub("_", value.replace(" ", ""))
-    if not safe:
-        raise ValueError(f"{value!r} leaves no subject token")
-    return safe
-
 
 def account_event_subject(account_id: str, context: str, type_name: str) -> str:
-    """``senex.evt.<account>.<context>.<Type>``."""
-    return f"{PREFIX}.evt.{token(account_id)}.{token(context)}.{token(type_name)}"
+    """``senex.evt.<partition>.<account>.<context>.<Type>``."""
+    partition = partition_of(account_id)
+    return f"{PREFIX}.evt.{partition}.{token(account_id)}.{token(context)}.{token(type_name)}"
 
 
 def market_subject(symbol: str, type_name: str) -> str:
@@ -63,8 +49,9 @@ def event_subject(event: Event) -> str:
 
 
 def command_subject(service: str, verb: str, account_id: str) -> str:
-    """``senex.cmd.<service>.<verb>.<account>``."""
-    return f"{PREFIX}.cmd.{token(service)}.{token(verb)}.{token(account_id)}"
+    """``senex.cmd.<service>.<verb>.<partition>.<account>``."""
+    partition = partition_of(account_id)
+    return f"{PREFIX}.cmd.{token(service)}.{token(verb)}.{partition}.{token(account_id)}"
 
 
 def subject_for_command(command: Command) -> str:
@@ -72,10 +59,19 @@ def subject_for_command(command: Command) -> str:
     return command_subject(command.SERVICE, command.VERB, command.account_id)
 
 
+def _partition_token(account_id: str) -> str:
+    return "*" if account_id == "*" else str(partition_of(account_id))
+
+
 def account_events_filter(account_id: str = "*", context: str = "*", type_name: str = "*") -> str:
     """A subscription filter over account events; ``*`` matches any token."""
     parts = [part if part == "*" else token(part) for part in (account_id, context, type_name)]
-    return f"{PREFIX}.evt.{'.'.join(parts)}"
+    return f"{PREFIX}.evt.{_partition_token(account_id)}.{'.'.join(parts)}"
+
+
+def partition_events_filter(partition: int) -> str:
+    """Every account event of one partition (a replica's share of the stream)."""
+    return f"{PREFIX}.evt.{partition}.>"
 
 
 def market_filter(symbol: str = "*", type_name: str = "*") -> str:
@@ -84,10 +80,16 @@ def market_filter(symbol: str = "*", type_name: str = "*") -> str:
     return f"{PREFIX}.md.{'.'.join(parts)}"
 
 
-def command_filter(service: str = "*", verb: str = "*", account_id: str = "*") -> str:
-    """A subscription filter over commands; a service listens on ``command_filter(name)``."""
-    parts = [part if part == "*" else token(part) for part in (service, verb, account_id)]
-    return f"{PREFIX}.cmd.{'.'.join(parts)}"
+def command_filter(
+    service: str = "*", verb: str = "*", account_id: str = "*", partition: int | None = None
+) -> str:
+    """A subscription filter over commands, optionally of one partition only."""
+    parts = [part if part == "*" else token(part) for part in (service, verb)]
+    part = _partition_token(account_id) if partition is None else str(partition)
+    if partition is not None and account_id != "*" and partition_of(account_id) != partition:
+        raise ValueError(f"account {account_id!r} is not in partition {partition}")
+    account = "*" if account_id == "*" else token(account_id)
+    return f"{PREFIX}.cmd.{'.'.join(parts)}.{part}.{account}"
 
 
 def dead_letter_subject(subject: str) -> str:

@@ -55,16 +55,20 @@ from libs.contracts.subjects import (
     ALL_ACCOUNT_EVENTS,
     ALL_MARKET_DATA,
     DEAD_LETTER_PREFIX,
-    PREFIX,
+    command_filter,
     event_subject,
     subject_for_command,
     token,
 )
 from libs.runtime.log import correlation, get_logger
 from libs.runtime.metrics import ServiceMetrics
+from libs.runtime.settings import Settings
 
 R = TypeVar("R", bound=Reply)
 
+#: How long a command is retried while nobody answers (a partition changing hands).
+NO_RESPONDERS_GRACE_S = 2.0
+NO_RESPONDERS_RETRY_S = 0.1
 #: How long one publish attempt waits for its ack before it is sent again.
 PUBLISH_ATTEMPT_TIMEOUT_S = 5.0
 #: Header carrying the event id; JetStream drops a second message with the same id.
@@ -86,9 +90,10 @@ class StreamSpec:
     max_age: timedelta | None
     duplicate_window: timedelta
 
-    def config(self) -> api.StreamConfig:
+    def config(self, replicas: int = 1) -> api.StreamConfig:
         return api.StreamConfig(
             name=self.name,
+            num_replicas=replicas,
             subjects=list(self.subjects),
             storage=self.storage,
             retention=api.RetentionPolicy.LIMITS,
@@ -349,11 +354,20 @@ class StreamReader:
     timer nor skips a message.
     """
 
-    def __init__(self, bus: Bus, stream: StreamSpec, durable: str, *, ack_wait: float) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        stream: StreamSpec,
+        durable: str,
+        *,
+        ack_wait: float,
+        inactive_threshold: float | None = None,
+    ) -> None:
         self._bus = bus
         self._stream = stream
         self._durable = durable
         self._ack_wait = ack_wait
+        self._inactive_threshold = inactive_threshold
         self._sub: JetStreamContext.PullSubscription | None = None
         self._next = 1
 
@@ -378,6 +392,7 @@ class StreamReader:
             ack_wait=self._ack_wait,
             max_deliver=-1,
             max_ack_pending=-1,
+            inactive_threshold=self._inactive_threshold,
         )
         await self._bus.js.add_consumer(self._stream.name, config)
         self._sub = await self._bus.js.pull_subscribe_bind(
@@ -436,6 +451,8 @@ class Bus:
     nc: NatsClient
     js: JetStreamContext
     metrics: ServiceMetrics | None = None
+    #: Copies of each stream (and of the lease bucket) JetStream keeps.
+    stream_replicas: int = 1
     consumers: list[Consumer] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)
 
@@ -447,8 +464,13 @@ class Bus:
         *,
         metrics: ServiceMetrics | None = None,
         connect_timeout: float = 5.0,
+        stream_replicas: int | None = None,
     ) -> Bus:
-        """Connect (reconnecting forever after the first success) and declare streams."""
+        """Connect (reconnecting forever after the first success) and declare streams.
+
+        ``url`` may list several servers of a cluster, comma-separated. Streams get
+        ``stream_replicas`` copies (default: the ``SENEX_STREAM_REPLICAS`` setting).
+        """
         log = get_logger("bus", client=name)
 
         async def on_disconnect() -> None:
@@ -461,7 +483,7 @@ class Bus:
             log.warning("nats error", error=repr(exc))
 
         nc = await nats.connect(
-            url,
+            [server.strip() for server in url.split(",") if server.strip()],
             name=name,
             connect_timeout=connect_timeout,
             max_reconnect_attempts=-1,
@@ -471,14 +493,21 @@ class Bus:
             error_cb=on_error,
             pending_size=64 * 1024 * 1024,
         )
-        bus = cls(nc=nc, js=nc.jetstream(timeout=10.0), metrics=metrics)
+        if stream_replicas is None:
+            stream_replicas = Settings().stream_replicas
+        bus = cls(
+            nc=nc,
+            js=nc.jetstream(timeout=10.0),
+            metrics=metrics,
+            stream_replicas=stream_replicas,
+        )
         await bus.ensure_streams()
         return bus
 
     async def ensure_streams(self, streams: Iterable[StreamSpec] = STREAMS) -> None:
         """Create the streams, or bring an existing one's config up to date."""
         for spec in streams:
-            config = spec.config()
+            config = spec.config(self.stream_replicas)
             try:
                 await self.js.stream_info(spec.name)
             except nats.js.errors.NotFoundError:
@@ -576,9 +605,22 @@ class Bus:
         self.consumers.append(consumer)
         return consumer
 
-    def reader(self, stream: StreamSpec, durable: str, *, ack_wait: float = 300.0) -> StreamReader:
-        """A `StreamReader` over ``stream`` through durable consumer ``durable``."""
-        return StreamReader(self, stream, durable, ack_wait=ack_wait)
+    def reader(
+        self,
+        stream: StreamSpec,
+        durable: str,
+        *,
+        ack_wait: float = 300.0,
+        inactive_threshold: float | None = None,
+    ) -> StreamReader:
+        """A `StreamReader` over ``stream`` through durable consumer ``durable``.
+
+        ``inactive_threshold``: seconds without a reader after which the server removes
+        the consumer (for a per-process reader whose process may die without cleaning up).
+        """
+        return StreamReader(
+            self, stream, durable, ack_wait=ack_wait, inactive_threshold=inactive_threshold
+        )
 
     async def _ensure_consumer(self, spec: ConsumerSpec) -> str:
         try:
@@ -590,26 +632,50 @@ class Bus:
     # --- commands -------------------------------------------------------------------
 
     async def request(self, command: Command, expected: type[R], *, timeout: float = 10.0) -> R:
-        """Send ``command`` to its owning service; return its reply or raise its error."""
+        """Send ``command`` to its owning service; return its reply or raise its error.
+
+        Nobody answering is retried for `NO_RESPONDERS_GRACE_S` (within ``timeout``): a
+        partition being handed from one replica to another has no responder for about a
+        lease tick, and the caller should not see that.
+        """
         subject = subject_for_command(command)
-        try:
-            msg = await self.nc.request(subject, encode_command(command), timeout=timeout)
-        except nats.errors.NoRespondersError as exc:
-            raise ServiceUnavailable(
-                f"no {command.SERVICE} service is answering {command.VERB}"
-            ) from exc
-        except nats.errors.TimeoutError as exc:
-            raise ServiceUnavailable(
-                f"{command.SERVICE} did not answer {command.VERB} within {timeout}s"
-            ) from exc
+        data = encode_command(command)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        give_up = loop.time() + min(NO_RESPONDERS_GRACE_S, timeout)
+        while True:
+            try:
+                msg = await self.nc.request(
+                    subject, data, timeout=max(deadline - loop.time(), 0.001)
+                )
+                break
+            except nats.errors.NoRespondersError as exc:
+                if loop.time() + NO_RESPONDERS_RETRY_S < give_up:
+                    await asyncio.sleep(NO_RESPONDERS_RETRY_S)
+                    continue
+                raise ServiceUnavailable(
+                    f"no {command.SERVICE} service is answering {command.VERB}"
+                ) from exc
+            except nats.errors.TimeoutError as exc:
+                raise ServiceUnavailable(
+                    f"{command.SERVICE} did not answer {command.VERB} within {timeout}s"
+                ) from exc
         return parse_reply(msg.data, expected)
 
-    async def serve(self, service: str, handlers: Mapping[str, CommandHandler]) -> None:
-        """Answer ``senex.cmd.<service>.<verb>.*`` for each verb in ``handlers``.
+    async def serve(
+        self,
+        service: str,
+        handlers: Mapping[str, CommandHandler],
+        *,
+        partition: int | None = None,
+    ) -> list[Subscription]:
+        """Answer ``senex.cmd.<service>.<verb>.<partition>.*`` for each verb in ``handlers``.
 
-        Replicas share a queue group, so each command is answered once.
+        ``partition`` None answers every partition. Replicas share a queue group, so each
+        command is answered once. Returns the subscriptions (for `unserve`).
         """
         log = get_logger("bus.commands", service=service)
+        added: list[Subscription] = []
         for verb, handler in handlers.items():
             command_for(service, verb)  # refuse a verb no contract defines
 
@@ -629,8 +695,18 @@ class Bus:
                 if msg.reply:
                     await msg.respond(encode_reply(reply))
 
-            subject = f"{PREFIX}.cmd.{token(service)}.{token(verb)}.*"
-            self.subscriptions.append(await self.nc.subscribe(subject, queue=service, cb=answer))
+            subject = command_filter(service, verb, partition=partition)
+            added.append(await self.nc.subscribe(subject, queue=service, cb=answer))
+        self.subscriptions.extend(added)
+        return added
+
+    async def unserve(self, subscriptions: Iterable[Subscription]) -> None:
+        """Stop answering on ``subscriptions`` (a command being answered still finishes)."""
+        for sub in subscriptions:
+            with contextlib.suppress(ValueError):
+                self.subscriptions.remove(sub)
+            with contextlib.suppress(Exception):  # the connection may be closed or away
+                await sub.unsubscribe()
 
     # --- lifecycle ------------------------------------------------------------------
 

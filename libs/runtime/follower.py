@@ -1,46 +1,44 @@
-"""Catch up, then follow: how a service builds its projection from the business stream.
+"""Catch up, then follow: a service's state from the business stream, and its reactions.
 
-At `Follower.start` the follower reads the business stream from its first message to
-the last one that existed at that moment, folding each event with the pure ``apply``
-callback and nothing else: history is never re-enacted. It then follows live through a
-durable consumer (`Bus.consume`: explicit ack, redelivery with backoff, dead letters),
-calling ``apply`` and then the async ``react`` (side effects such as an automatic
-approval) for each new event.
+Two readers, kept apart on purpose:
 
-Reactions are at least once: the durable consumer remembers what was acknowledged,
-so an event that arrived while the service was down (or whose reaction failed) is
-reacted to after the restart, against the fully caught-up state. ``react`` must
-therefore decide from the current state (is the suggestion still pending?) so a second
-delivery does nothing. Folding is exactly once per process: events inside the
-catch-up range are not folded again when the durable consumer redelivers them, and an
-event whose reaction failed is not folded again on its redelivery. Across processes
+* the fold (`StreamFold`): this process reads the whole stream in order, from its first
+  message, and folds each event with the pure ``apply`` callback: the history that
+  existed at start (catch-up, never re-enacted), then every new event;
+* the reactions: durable consumers shared by every replica of the service, calling the
+  async ``react`` (side effects such as an automatic approval) for each live event once
+  the fold has passed it. A service that runs as one replica reacts through one durable
+  consumer over the whole stream; a partitioned service reacts through one durable
+  consumer per partition it owns (`react_to` / `stop_reacting`, driven by its leases),
+  so one account's events are reacted to in stream order by one replica at a time.
+
+Reactions are at least once: a durable consumer remembers what was acknowledged, so an
+event that arrived while the service was down (or whose reaction failed, or whose
+replica died) is reacted to after the restart or by the replica that takes over,
+against the fully caught-up state. ``react`` must therefore decide from the current
+state (is the suggestion still pending?) so a second delivery does nothing. Folding is
+exactly once per process: a redelivered reaction never folds again. Across processes
 the projections themselves ignore an event id they have applied, which also covers an
 event the service published and folded before it came back through the stream.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import uuid
 from collections.abc import Awaitable, Callable
 
 import nats.js.errors
 from nats.js import api
 
 from libs.contracts.envelope import Event
-from libs.contracts.errors import ContractError
-from libs.contracts.registry import parse_event
+from libs.contracts.subjects import partition_events_filter
 from libs.runtime.bus import Bus, Consumer, ConsumerSpec, Delivery
-from libs.runtime.log import get_logger
+from libs.runtime.fold import Apply, StreamFold
 
-#: Pure fold of one event into the service's state.
-Apply = Callable[[Event], None]
+__all__ = ["Apply", "Follower", "React"]
+
 #: Side effects of one live event, run after it is folded.
 React = Callable[[Event], Awaitable[None]]
-
-#: Messages fetched per catch-up batch.
-CATCH_UP_BATCH = 500
 
 
 async def _nothing(_: Event) -> None:
@@ -48,7 +46,7 @@ async def _nothing(_: Event) -> None:
 
 
 class Follower:
-    """Folds the business stream into a service's state: catch-up, then live."""
+    """Folds the business stream into a service's state and reacts to live events."""
 
     def __init__(
         self,
@@ -59,114 +57,94 @@ class Follower:
         *,
         spec: ConsumerSpec | None = None,
     ) -> None:
+        """``durable`` names the reaction consumers (``<durable>-p<n>`` per partition)."""
         self._bus = bus
-        self._apply = apply
         self._react = react
         self._spec = spec if spec is not None else ConsumerSpec(durable=durable)
-        self._caught_up = False
-        self._catch_up_end = 0
-        self._last_sequence = 0
-        # Sequences folded live whose reaction has not succeeded yet: a redelivery of
-        # one of them is reacted to again but not folded again.
-        self._awaiting_reaction: set[int] = set()
-        self._consumer: Consumer | None = None
-        self._log = get_logger("follower", consumer=self._spec.durable)
+        self._fold = StreamFold(bus, self._spec.durable, apply, stream=self._spec.stream)
+        self._consumers: dict[int | None, Consumer] = {}
 
     @property
     def caught_up(self) -> bool:
         """Whether the history that existed at start is folded (for /health)."""
-        return self._caught_up
+        return self._fold.caught_up
 
     @property
     def last_sequence(self) -> int:
         """The highest stream sequence folded so far (0 before any)."""
-        return self._last_sequence
+        return self._fold.last_sequence
 
     @property
     def catch_up_end(self) -> int:
         """The last stream sequence that existed at start (folded during catch-up)."""
-        return self._catch_up_end
+        return self._fold.catch_up_end
 
     @property
     def running(self) -> bool:
-        """Whether the live consumer is running."""
-        return self._consumer is not None and self._consumer.running
+        """Whether the fold and every reaction consumer run."""
+        return self._fold.running and all(c.running for c in self._consumers.values())
 
-    async def start(self) -> None:
-        """Catch up with the stream, then start following it live; returns once caught up."""
-        info = await self._bus.js.stream_info(self._spec.stream.name)
-        self._catch_up_end = int(info.state.last_seq)
-        await self._catch_up(self._catch_up_end)
-        self._caught_up = True
-        self._log.info("caught up", last_sequence=self._catch_up_end)
-        await self._ensure_durable()
-        self._consumer = await self._bus.consume(self._spec, self._handle)
+    @property
+    def reacting_to(self) -> frozenset[int]:
+        """The partitions this process reacts to (empty when it reacts to all at once)."""
+        return frozenset(p for p in self._consumers if p is not None)
 
-    async def _catch_up(self, end: int) -> None:
-        if end == 0:
+    async def start(self, *, react_to_all: bool = True) -> None:
+        """Catch up, follow live, and (``react_to_all``) react to every account's events."""
+        await self._fold.start()
+        if react_to_all:
+            await self._start_reacting(None, self._spec)
+
+    async def wait_folded(self, sequence: int, timeout: float) -> None:
+        """Return once the state includes stream position ``sequence``."""
+        await self._fold.wait_for(sequence, timeout)
+
+    async def react_to(self, partition: int) -> None:
+        """Start reacting to the events of ``partition`` (this replica now owns it)."""
+        spec = dataclasses.replace(
+            self._spec,
+            durable=f"{self._spec.durable}-p{partition}",
+            filter_subjects=(partition_events_filter(partition),),
+        )
+        await self._start_reacting(partition, spec)
+
+    async def stop_reacting(self, partition: int) -> None:
+        """Stop reacting to ``partition`` after the event in hand (its cursor stays)."""
+        consumer = self._consumers.pop(partition, None)
+        if consumer is not None:
+            await consumer.stop()
+
+    async def _start_reacting(self, key: int | None, spec: ConsumerSpec) -> None:
+        if key in self._consumers:
             return
-        # A consumer of this instance's own, removed once done: replicas catching up at
-        # the same time must not share a cursor.
-        name = f"{self._spec.durable}-catchup-{uuid.uuid4().hex[:12]}"
-        reader = self._bus.reader(self._spec.stream, name)
-        await reader.start_after(0)
-        try:
-            while reader.next_sequence <= end:
-                batch = await reader.next_batch(CATCH_UP_BATCH)
-                for message in batch:
-                    if message.sequence > end:
-                        break
-                    self._fold(message.data, message.sequence)
-                if batch:
-                    await batch[-1].ack()
-        finally:
-            await reader.close()
-            with contextlib.suppress(nats.js.errors.NotFoundError):
-                await self._bus.js.delete_consumer(self._spec.stream.name, name)
+        await self._ensure_durable(spec)
+        self._consumers[key] = await self._bus.consume(spec, self._handle)
 
-    def _fold(self, data: bytes, sequence: int) -> None:
-        try:
-            event = parse_event(data)
-        except ContractError as exc:
-            # The live consumer dead-letters such a message; history just skips it.
-            self._log.warning("unreadable event skipped", sequence=sequence, error=str(exc))
-        else:
-            self._apply(event)
-        self._last_sequence = max(self._last_sequence, sequence)
-
-    async def _ensure_durable(self) -> None:
-        """Create the durable consumer, when new, just after the caught-up history.
+    async def _ensure_durable(self, spec: ConsumerSpec) -> None:
+        """Create a new durable consumer just after the history this process caught up on.
 
         A service's first start must not react to events that predate it; an existing
         durable resumes from its own acknowledgements.
         """
-        stream = self._spec.stream.name
+        stream = spec.stream.name
         try:
-            await self._bus.js.consumer_info(stream, self._spec.durable)
+            await self._bus.js.consumer_info(stream, spec.durable)
         except nats.js.errors.NotFoundError:
             config = dataclasses.replace(
-                self._spec.config(),
+                spec.config(),
                 deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=self._catch_up_end + 1,
+                opt_start_seq=self._fold.catch_up_end + 1,
             )
             await self._bus.js.add_consumer(stream, config)
 
     async def _handle(self, event: Event, delivery: Delivery) -> None:
-        sequence = delivery.stream_sequence
-        if sequence > self._catch_up_end and sequence not in self._awaiting_reaction:
-            self._apply(event)
-            self._last_sequence = max(self._last_sequence, sequence)
-            self._awaiting_reaction.add(sequence)
-        try:
-            await self._react(event)
-        except Exception:
-            if delivery.num_delivered >= self._spec.max_deliver:
-                self._awaiting_reaction.discard(sequence)  # dead-lettered: never back
-            raise
-        self._awaiting_reaction.discard(sequence)
+        # Decide against a state that includes this event and everything before it;
+        # if the fold lags too long, the event comes back (nak) rather than wait forever.
+        await self._fold.wait_for(delivery.stream_sequence, timeout=self._spec.ack_wait / 2)
+        await self._react(event)
 
     async def stop(self) -> None:
-        """Stop following (the durable consumer stays for the next start)."""
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        """Stop reacting and folding (the durable consumers stay for the next start)."""
+        for key in list(self._consumers):
+            await self._consumers.pop(key).stop()
+        await self._fold.stop()

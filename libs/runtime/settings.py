@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     simulator_url: str | None = None
     #: Stream messages the audit recorder commits per transaction.
     audit_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    #: Copies JetStream keeps of each stream (3 on a three-node NATS cluster).
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    #: This process among the replicas of its service (unique; default host name and pid).
+    replica_id: str | None = Field(default=None, min_length=1, max_length=64)
+    #: Seconds a partition lease outlives its holder's last refresh (see libs.runtime.leases).
+    lease_ttl_s: float = Field(default=6.0, ge=1.5, le=300)
+    #: Seconds between lease refreshes; at most a third of the ttl.
+    lease_tick_s: float = Field(default=1.0, ge=0.1, le=100)
     #: Fallback risk-free rate when the broker offers none (DOMAIN.md section 3).
     risk_free_rate: Decimal = Field(default=Decimal("0.045"), ge=0, le=1)
 

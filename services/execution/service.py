@@ -19,7 +19,13 @@ How an order is never lost and never doubled:
    publishes only what the events so far do not already say.
 
 Reconciliation runs at start-up, after every reconnect of an account stream, while
-trading is suspended (as the probe that resumes it), and for orders left unanswered.
+trading is suspended (as the probe that resumes it), for orders left unanswered, and
+for the accounts of a partition this replica takes over from another.
+
+Replicas share the accounts by partition (`FollowingService.partitioned`): a replica
+streams, sends, reconciles and answers only for the accounts it `owns`. Handing a
+partition over waits for its orders in flight to get their broker answer first, so the
+next owner's reconciliation finds them by client tag rather than sending them again.
 
 Reactions (live events only; the follower never re-enacts history): ``RiskReserved`` ->
 the opening order; ``ExitOrderPlaced`` -> the exit order. A full fill of an opening
@@ -79,6 +85,7 @@ from libs.contracts.execution import (
     OrderSubmitted,
     OrderView,
 )
+from libs.contracts.partitions import partition_of
 from libs.contracts.positions import (
     AttentionReason,
     ExitOrderPlaced,
@@ -141,6 +148,7 @@ class ExecutionService(FollowingService):
     """Places, follows and reconciles orders; opens positions and their profit targets."""
 
     name = SERVICE
+    partitioned = True
 
     def __init__(
         self,
@@ -174,6 +182,8 @@ class ExecutionService(FollowingService):
         self._reconcile_due: set[str] = set()
         """Accounts whose next poll reconciles fully (start-up, reconnect)."""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._task_accounts: dict[asyncio.Task[Any], str] = {}
+        """Which account each background task works for (handed over with its partition)."""
         self._loop_task: asyncio.Task[None] | None = None
         #: Seconds from a decision (RiskReserved / ExitOrderPlaced) to its request leaving.
         self.send_latency: list[float] = []
@@ -213,10 +223,6 @@ class ExecutionService(FollowingService):
                 ReplaceOrderPrice.VERB: self.replace_order_price,
             }
         )
-        # Start-up reconciliation: every account with an order not yet ended.
-        self._reconcile_due |= {
-            account for account in self._state.accounts() if self._state.open_orders(account)
-        }
         self._loop_task = asyncio.create_task(self._reconcile_forever(), name="exec-reconcile")
 
     async def stop(self) -> None:
@@ -237,14 +243,43 @@ class ExecutionService(FollowingService):
     def _feed_tasks(self) -> list[asyncio.Task[None]]:
         return [feed.task for feed in self._feeds.values()]
 
+    async def partition_acquired(self, partition: int) -> None:
+        """Reconcile the partition's accounts with an order not yet ended (start-up or
+        take-over: the previous owner may have died mid-order)."""
+        self._reconcile_due |= {
+            account
+            for account in self._state.accounts()
+            if partition_of(account) == partition and self._state.open_orders(account)
+        }
+
+    async def partition_released(self, partition: int, *, lost: bool) -> None:
+        """Let the partition's orders in flight get their answer (unless the lease is
+        already lost), then drop its account streams."""
+        accounts = {a for a in self._state.accounts() if partition_of(a) == partition}
+        accounts |= {a for a in self._feeds if partition_of(a) == partition}
+        work = [t for t, a in self._task_accounts.items() if a in accounts]
+        if work:
+            late = set(work)
+            if not lost:
+                _, late = await asyncio.wait(work, timeout=self._settings.handover_grace_s)
+            for task in late:
+                self._log.warning("work cut short by the partition hand-over", task=task.get_name())
+                task.cancel()
+        for account in sorted(accounts & set(self._feeds)):
+            feed = self._feeds.pop(account)
+            feed.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await feed.task
+            await feed.stream.aclose()
+        self._reconcile_due -= accounts
+
     async def health(self) -> HealthReport:
         report = await super().health()
         checks = dict(report.checks)
         if self._state.suspended:
             # Reported, not unhealthy: the service is doing its job by refusing orders.
             checks["trading"] = "suspended for " + ", ".join(sorted(self._state.suspended))
-        healthy = all(v == "ok" for k, v in checks.items() if k != "trading")
-        return HealthReport(healthy, checks)
+        return HealthReport(report.healthy, checks)
 
     def _init_metrics(self, ctx: ServiceContext) -> None:
         registry = ctx.metrics.registry
@@ -269,13 +304,15 @@ class ExecutionService(FollowingService):
         )
         self._metrics = ctx.metrics
 
-    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        """Run ``work`` in the background; its failure is logged with the trace."""
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str, account: str) -> None:
+        """Run ``work`` for ``account`` in the background; its failure is logged."""
         task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
+        self._task_accounts[task] = account
 
         def done(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
+            self._task_accounts.pop(t, None)
             if not t.cancelled() and t.exception() is not None:
                 self._log.error("background work failed", task=name, exc_info=t.exception())
 
@@ -399,7 +436,7 @@ class ExecutionService(FollowingService):
         followed."""
         await self._emit(OrderSubmitted(**self._env(account, cause), **spec.submitted_fields()))
         if account not in self._feeds:
-            self._spawn(self._ensure_feed(account), f"exec-feed-{account}")
+            self._spawn(self._ensure_feed(account), f"exec-feed-{account}", account)
 
     def _resume_if_unanswered(self, account: str, record: OrderRecord) -> None:
         """Resolve an order recorded as sent without a broker answer (look up, then send)."""
@@ -425,7 +462,7 @@ class ExecutionService(FollowingService):
             finally:
                 self._placing.discard(order_id)
 
-        self._spawn(drive(), f"exec-send-{order_id}")
+        self._spawn(drive(), f"exec-send-{order_id}", account)
 
     async def _drive(
         self, account: str, order_id: UUID, *, resume: bool, decided: float | None
@@ -1013,7 +1050,7 @@ class ExecutionService(FollowingService):
         for account, feed in self._feeds.items():
             if feed.reconnected():
                 self._reconcile_due.add(account)
-        due = self._reconcile_due | set(self._state.suspended)
+        due = {a for a in self._reconcile_due | set(self._state.suspended) if self.owns(a)}
         for account in sorted(due):
             try:
                 await self.reconcile_account(account)
@@ -1029,6 +1066,8 @@ class ExecutionService(FollowingService):
             else:
                 self._reconcile_due.discard(account)
         for account in self._state.accounts():
+            if not self.owns(account):
+                continue
             for record in self._state.open_orders(account):
                 self._resume_if_unanswered(account, record)
             await self._fill_gaps(account)

@@ -16,3 +16,6 @@ class ExecutionSettings(BaseSettings):
     #: Seconds between reconciliation polls (stream reconnects, unknown outcomes, probes
     #: of a suspended broker).
     reconcile_interval_s: float = Field(default=15.0, gt=0)
+    #: Seconds a replica handing a partition over waits for its orders in flight (sending
+    #: with retries) before it cuts them short; the next owner reconciles what is left.
+    handover_grace_s: float = Field(default=30.0, gt=0)

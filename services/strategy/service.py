@@ -102,6 +102,7 @@ class StrategyService(FollowingService):
     """Suggestions: generate, approve, reject, expire, and the daily automation."""
 
     name = SERVICE
+    partitioned = True
 
     def __init__(
         self,
@@ -446,6 +447,8 @@ class StrategyService(FollowingService):
         """Publish SuggestionExpired for every pending suggestion past its expiry."""
         now = self.clock.now()
         for account_id, book in list(self._books.items()):
+            if not self.owns(account_id):
+                continue  # another replica's account
             for record in list(book.suggestions.values()):
                 suggestion_id = record.suggestion.suggestion_id
                 if (
@@ -489,7 +492,7 @@ class StrategyService(FollowingService):
         if now >= bounds[1]:
             return
         for account_id, state in list(self._accounts.accounts.items()):
-            if not state.settings.automation_enabled:
+            if not state.settings.automation_enabled or not self.owns(account_id):
                 continue
             for underlying in state.settings.underlyings:
                 key = (account_id, underlying.value, day)

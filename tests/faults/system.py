@@ -46,7 +46,7 @@ from libs.contracts.commands import (
     SuggestionReply,
 )
 from libs.contracts.envelope import Event
-from libs.contracts.errors import SenexError
+from libs.contracts.errors import NotFound, SenexError
 from libs.contracts.execution import OrderAccepted, OrderRejected, OrderSubmitted
 from libs.contracts.positions import ExitOrderPlaced, PositionOpened
 from libs.contracts.registry import parse_event
@@ -133,8 +133,11 @@ async def control(server: SimulatorServer, method: str, path: str, body: Any = N
 class ServiceProcess:
     """One ``python -m services.<name>`` with the test's servers, restartable."""
 
-    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, name: str, env: dict[str, str], log: Path, *, module: str | None = None
+    ) -> None:
         self.name = name
+        self.module = module or name
         self.port = free_port()
         self.env = {**env, "SENEX_METRICS_PORT": str(self.port)}
         self.log = log
@@ -147,7 +150,7 @@ class ServiceProcess:
         if self._out is None:
             self._out = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
+            [sys.executable, "-m", f"services.{self.module}"],
             cwd=ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -298,6 +301,10 @@ class System:
     collector: Collector = field(default_factory=Collector)
     bus: Bus | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Services run as several replicas: service -> replica ids (processes "<service>-<id>").
+    replicas: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Broker accounts linked to ``USER`` at start besides the default customer's.
+    links: dict[str, BrokerCredentials] = field(default_factory=dict)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -331,10 +338,16 @@ class System:
         await self.collector.start(self.nats_url)
         self.bus = await Bus.connect(self.nats_url, "faults-test")
         await self._link_default_customer()
+        for account_number, credentials in self.links.items():
+            await self.link(account_number, credentials)
         env = self.env()
         for name in services:
-            self.procs[name] = ServiceProcess(name, env, self.log_dir / f"{name}.log")
-            self.procs[name].start()
+            for replica in self.replicas.get(name, (None,)):
+                key = name if replica is None else f"{name}-{replica}"
+                own = env if replica is None else {**env, "SENEX_REPLICA_ID": replica}
+                proc = ServiceProcess(key, own, self.log_dir / f"{key}.log", module=name)
+                self.procs[key] = proc
+                proc.start()
         await asyncio.gather(*(p.wait_healthy() for p in self.procs.values()))
         await self.warm()
 
@@ -354,10 +367,18 @@ class System:
 
     async def _link_default_customer(self) -> None:
         """Link the simulator's default customer to ``USER`` as the gateway does."""
+        await self.link(ACCOUNT, CREDENTIALS)
+
+    async def link(self, account_number: str, credentials: BrokerCredentials) -> None:
+        """Link one broker account to ``USER`` as the gateway does."""
         assert self.bus is not None
         pool = Pool(self.dsn, 1)
         try:
-            await UserStore(pool).create(USER, "correct horse battery")
+            users = UserStore(pool)
+            try:
+                await users.get(USER)
+            except NotFound:
+                await users.create(USER, "correct horse battery")
             settings = broker_settings(self.simulator)
             accounts = Accounts(
                 vault=await CredentialsVault.open(self.dsn, settings),
@@ -368,8 +389,8 @@ class System:
             )
             await accounts.link(
                 user_id=USER,
-                credentials=CREDENTIALS,
-                account_number=ACCOUNT,
+                credentials=credentials,
+                account_number=account_number,
                 nickname=None,
                 now=SIM_START,
             )
@@ -401,14 +422,16 @@ class System:
 
     # --- the flow --------------------------------------------------------------------
 
-    async def generate(self, timeout: float = STEP_S) -> tuple[SuggestionGenerated, WarningLevel]:
+    async def generate(
+        self, timeout: float = STEP_S, *, account: str = ACCOUNT
+    ) -> tuple[SuggestionGenerated, WarningLevel]:
         """GenerateSuggestion (retried while strategy lacks the balance or is restarting)."""
         bus = self.require_bus()
 
         async def attempt() -> SuggestionReply:
             return await bus.request(
                 GenerateSuggestion(
-                    account_id=ACCOUNT, underlying=Underlying.QQQ, requested_by=USER
+                    account_id=account, underlying=Underlying.QQQ, requested_by=USER
                 ),
                 SuggestionReply,
                 timeout=10,
@@ -445,7 +468,7 @@ class System:
                 return True  # an earlier attempt went through, its reply was lost
             return await bus.request(
                 ApproveSuggestion(
-                    account_id=ACCOUNT,
+                    account_id=generated.account_id or ACCOUNT,
                     suggestion_id=suggestion.suggestion_id,
                     custom_credit=natural,
                     confirm_warning=warning is not WarningLevel.NONE,
@@ -536,6 +559,12 @@ class System:
         self, done: Completed, fault: FaultEntry, *, allow_markers: bool = False
     ) -> Log:
         """Exactly once in the log, one order per client tag at the broker, flow complete."""
+        log = await self.check_log_integrity(fault, allow_markers=allow_markers)
+        await self.check_flow(done, fault, log)
+        return log
+
+    async def check_log_integrity(self, fault: FaultEntry, *, allow_markers: bool = False) -> Log:
+        """The log is gapless to the stream's end, its event ids unique, its chain valid."""
         last = await self.recorded_everything()
         log = await self.read_log()
         positions = [r.position for r in log.rows]
@@ -554,7 +583,10 @@ class System:
         if not allow_markers:
             assert not markers, f"marker rows (malformed/duplicate): {markers}"
             fault.check("no MalformedMessage or DuplicateMessage rows")
+        return log
 
+    async def check_flow(self, done: Completed, fault: FaultEntry, log: Log) -> None:
+        """One trade's decisions exactly once, and the broker's orders match them."""
         # Business exactly-once: one of each decision, however often a service restarted.
         # Orders refused before reaching the broker (OrderRejected with its reason) are
         # the explained outcomes of earlier attempts; they must be absent at the broker.
@@ -593,7 +625,6 @@ class System:
         ]
         fault.check("broker: one order per client tag (opening filled, 3 GTC exits live)")
         fault.check("flow complete: position opened with its 3 profit-target exits accepted")
-        return log
 
 
 async def run_flow(

@@ -17,6 +17,8 @@ from collections.abc import Callable
 import nats.js.errors
 import pytest
 
+from libs.contracts.partitions import partition_of
+from libs.contracts.subjects import account_event_subject
 from libs.eventlog.reads import is_marker
 from libs.runtime.bus import (
     DEAD_LETTER_STREAM,
@@ -31,10 +33,14 @@ from tests.faults.system import ACCOUNT, System, database_name, run_flow, until
 
 pytestmark = pytest.mark.fault
 
-SUBJECT = f"senex.evt.{ACCOUNT}.strategy.SuggestionApproved"
+SUBJECT = account_event_subject(ACCOUNT, "strategy", "SuggestionApproved")
 NOT_JSON = b"{this is not json"
 VIOLATING = b'{"type": "SuggestionApproved", "schema_version": 1, "account_id": "5WT00001"}'
-CONSUMERS = ("strategy", "risk", "execution", "position_monitor")
+# Partitioned services react through one durable consumer per partition.
+CONSUMERS = (
+    *(f"{service}-p{partition_of(ACCOUNT)}" for service in ("strategy", "risk", "execution")),
+    "position_monitor",
+)
 
 
 async def _dead_letters(system: System) -> dict[str, set[int]]:
@@ -83,8 +89,9 @@ async def test_poison_messages_are_dead_lettered_and_the_flow_goes_on(
 
     await until(all_parked, 30, "every consumer to dead-letter both messages")
     fault.check(
-        "each consumer (strategy, risk, execution, position_monitor) dead-lettered both "
-        "on senex.dlq.<consumer>, with the original subject and stream sequence"
+        "each consumer (strategy, risk and execution for the account's partition, "
+        "position_monitor) dead-lettered both on senex.dlq.<consumer>, with the original "
+        "subject and stream sequence"
     )
 
     log = await system.check_invariants(done, fault, allow_markers=True)

@@ -1,7 +1,7 @@
 """The gateway's NATS subscriptions for WebSocket clients, shared and reference-counted.
 
 Account events: one core-NATS subscription per account with at least one connected
-client, on ``senex.evt.<account>.>``. The server routes by subject, so the gateway
+client, on ``senex.evt.<partition>.<account>.*.*``. The server routes by subject, so the gateway
 receives only the events of accounts someone is watching, and a connection is handed
 only the events of the accounts it registered for (its user's). Each event is parsed
 and turned into its message once, however many tabs watch the account.
@@ -31,7 +31,7 @@ from libs.contracts.commands import WatchReply, WatchSymbols
 from libs.contracts.envelope import Event
 from libs.contracts.market import QuoteReceived
 from libs.contracts.registry import parse_event
-from libs.contracts.subjects import PREFIX, market_subject, token
+from libs.contracts.subjects import account_events_filter, market_subject
 from libs.runtime.bus import Bus
 from libs.runtime.log import get_logger
 from services.gateway.context import MARKET_ACCOUNT
@@ -110,7 +110,7 @@ class Hub:
                 if account not in self._account_subs:
                     new.append(account)
             for account in new:
-                subject = f"{PREFIX}.evt.{token(account)}.>"
+                subject = account_events_filter(account)
                 self._account_subs[account] = await self._bus_of().nc.subscribe(
                     subject, cb=self._account_handler(account)
                 )

@@ -12,6 +12,7 @@ from prometheus_client import generate_latest
 from libs.contracts.commands import VerifyEventLog, VerifyReply
 from libs.contracts.envelope import Event, new_event_id
 from libs.contracts.errors import ErrorKind, NotFound, ServiceUnavailable
+from libs.contracts.partitions import partition_of
 from libs.contracts.system import TradingSuspended
 from libs.runtime.bus import (
     BUSINESS_STREAM,
@@ -153,6 +154,20 @@ async def test_request_reply_is_typed_both_ways(bus: Bus) -> None:
 async def test_no_service_answering_is_a_typed_error(bus: Bus) -> None:
     with pytest.raises(ServiceUnavailable, match="no audit service"):
         await bus.request(VerifyEventLog(account_id="5WT00001"), VerifyReply, timeout=2)
+
+
+async def test_a_command_waits_briefly_for_a_partition_changing_hands(bus: Bus) -> None:
+    async def verify(command: object) -> VerifyReply:
+        return VerifyReply(ok=True, checked=0, message="late but here")
+
+    # Nobody answers when the request leaves; a replica takes the partition meanwhile.
+    pending = asyncio.create_task(
+        bus.request(VerifyEventLog(account_id="5WT00001"), VerifyReply, timeout=5)
+    )
+    await asyncio.sleep(0.3)
+    assert not pending.done()
+    await bus.serve("audit", {"verify_event_log": verify}, partition=partition_of("5WT00001"))
+    assert (await pending).message == "late but here"
 
 
 @pytest.mark.fault

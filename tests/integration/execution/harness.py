@@ -106,20 +106,27 @@ class Events:
         return next(e for e in self.seen if e.event_id == event_id)
 
 
-async def broker_orders(server: SimulatorServer, tag: str | None = None) -> list[dict[str, Any]]:
-    """Every order of the account as the broker's REST API lists it, by client tag."""
+async def broker_orders(
+    server: SimulatorServer,
+    tag: str | None = None,
+    *,
+    account: str = ACCOUNT,
+    secret: str = DEFAULT_CLIENT_SECRET,
+    refresh: str = DEFAULT_REFRESH_TOKEN,
+) -> list[dict[str, Any]]:
+    """Every order of ``account`` as the broker's REST API lists it, by client tag."""
     async with httpx2.AsyncClient(base_url=server.url, trust_env=False) as client:
         token = await client.post(
             "/oauth/token",
             json={
                 "grant_type": "refresh_token",
-                "client_secret": DEFAULT_CLIENT_SECRET,
-                "refresh_token": DEFAULT_REFRESH_TOKEN,
+                "client_secret": secret,
+                "refresh_token": refresh,
             },
         )
         token.raise_for_status()
         response = await client.get(
-            f"/accounts/{ACCOUNT}/orders",
+            f"/accounts/{account}/orders",
             params={"per-page": 250},
             headers={"Authorization": f"Bearer {token.json()['access_token']}"},
         )

@@ -38,7 +38,7 @@ from libs.contracts.market import (
     MarketDataStale,
     QuoteReceived,
 )
-from libs.contracts.subjects import token
+from libs.contracts.subjects import account_event_subject, token
 from libs.contracts.symbols import OccSymbol, OptionType
 from libs.eventlog.migrate import migrate
 from libs.indicators.bands import bollinger
@@ -375,7 +375,7 @@ async def test_balance_updated_for_a_newly_linked_account_and_only_on_change(
         client_secret=SecretStr(DEFAULT_CLIENT_SECRET),
         refresh_token=SecretStr(DEFAULT_REFRESH_TOKEN),
     )
-    subject = f"senex.evt.{ACCOUNT}.account.BalanceUpdated"
+    subject = account_event_subject(ACCOUNT, "account", "BalanceUpdated")
     async with collect(nats_server.url, subject) as balances:
         await _settle()
         assert balances.events == []  # nothing linked yet

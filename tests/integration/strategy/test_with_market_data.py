@@ -42,6 +42,7 @@ from libs.contracts.strategy import (
     SuggestionGenerated,
     SuggestionSkipped,
 )
+from libs.contracts.subjects import account_events_filter
 from libs.contracts.symbols import OptionType
 from libs.eventlog.migrate import migrate
 from libs.runtime.bus import Bus
@@ -160,7 +161,7 @@ async def world(
     clock = ManualClock(SIM_START)
     try:
         async with (
-            collect(nats.url, f"senex.evt.{ACCOUNT}.strategy.>") as events,
+            collect(nats.url, account_events_filter(ACCOUNT, "strategy")) as events,
             running_service(
                 nats_url=nats.url,
                 database_url=dsn,

@@ -57,7 +57,7 @@ def test_the_index_tells_subjects_versions_and_routes(schema_dir):
     index = json.loads((schema_dir / "index.json").read_text())
     by_type = {e["type"]: e for group in index.values() for e in group}
 
-    assert by_type["OrderFilled"]["subject"] == "senex.evt.*.execution.OrderFilled"
+    assert by_type["OrderFilled"]["subject"] == "senex.evt.*.*.execution.OrderFilled"
     assert by_type["OrderFilled"]["schema_version"] == 1
     assert by_type["QuoteReceived"]["subject"] == "senex.md.*.QuoteReceived"
     approve = by_type["ApproveSuggestion"]
@@ -66,7 +66,7 @@ def test_the_index_tells_subjects_versions_and_routes(schema_dir):
         "approve_suggestion",
         "ApprovalReply",
     )
-    assert approve["subject"] == "senex.cmd.strategy.approve_suggestion.*"
+    assert approve["subject"] == "senex.cmd.strategy.approve_suggestion.*.*"
 
 
 def test_every_written_file_is_a_valid_draft_2020_12_schema(schema_dir):

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from libs.contracts.commands import ApproveSuggestion
 from libs.contracts.market import MarketConditionChanged, QuoteReceived
+from libs.contracts.partitions import PARTITIONS, partition_of
 from libs.contracts.registry import EVENT_TYPES
 from libs.contracts.subjects import (
     ALL_ACCOUNT_EVENTS,
@@ -22,6 +23,7 @@ from libs.contracts.subjects import (
     event_subject,
     market_filter,
     market_subject,
+    partition_events_filter,
     subject_for_command,
     token,
 )
@@ -37,8 +39,11 @@ def _quote(symbol: str) -> QuoteReceived:
     )
 
 
-def test_an_account_event_goes_to_its_account_and_context():
-    assert event_subject(opening_fill()) == "senex.evt.5WT00001.execution.OrderFilled"
+P = partition_of(ACCOUNT)
+
+
+def test_an_account_event_goes_to_its_partition_account_and_context():
+    assert event_subject(opening_fill()) == f"senex.evt.{P}.5WT00001.execution.OrderFilled"
 
 
 def test_an_underlying_quote_goes_to_its_ticker():
@@ -53,10 +58,10 @@ def test_a_dotted_ticker_is_made_one_token():
     assert market_subject("BRK.B", "QuoteReceived") == "senex.md.BRK_B.QuoteReceived"
 
 
-def test_a_command_goes_to_its_service_verb_and_account():
+def test_a_command_goes_to_its_service_verb_partition_and_account():
     command = ApproveSuggestion(account_id=ACCOUNT, suggestion_id=UUID(int=7))
 
-    assert subject_for_command(command) == "senex.cmd.strategy.approve_suggestion.5WT00001"
+    assert subject_for_command(command) == (f"senex.cmd.strategy.approve_suggestion.{P}.5WT00001")
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES, ids=lambda m: m.__name__)
@@ -73,21 +78,31 @@ def test_every_event_has_a_well_formed_subject(event_type, data):
         assert tokens[:2] == ["senex", "md"]
         assert len(tokens) == 4
     else:
-        assert tokens[:3] == ["senex", "evt", event.account_id]
-        assert len(tokens) == 5
-        assert tokens[3] == event.CONTEXT
+        assert tokens[:4] == ["senex", "evt", str(partition_of(event.account_id)), event.account_id]
+        assert len(tokens) == 6
+        assert tokens[4] == event.CONTEXT
     assert tokens[-1] == event.type
 
 
 def test_filters_match_every_account_context_or_type_with_wildcards():
     assert ALL_ACCOUNT_EVENTS == "senex.evt.>"
     assert ALL_MARKET_DATA == "senex.md.>"
-    assert account_events_filter(ACCOUNT) == "senex.evt.5WT00001.*.*"
-    assert account_events_filter(context="risk") == "senex.evt.*.risk.*"
+    assert account_events_filter(ACCOUNT) == f"senex.evt.{P}.5WT00001.*.*"
+    assert account_events_filter(context="risk") == "senex.evt.*.*.risk.*"
+    assert partition_events_filter(3) == "senex.evt.3.>"
     assert market_filter(type_name=MarketConditionChanged.__name__) == (
         "senex.md.*.MarketConditionChanged"
     )
-    assert command_filter("execution") == "senex.cmd.execution.*.*"
+    assert command_filter("execution") == "senex.cmd.execution.*.*.*"
+    assert command_filter("risk", "get_risk_budget", partition=5) == (
+        "senex.cmd.risk.get_risk_budget.5.*"
+    )
+    assert command_filter("risk", account_id=ACCOUNT) == f"senex.cmd.risk.*.{P}.5WT00001"
+
+
+def test_a_filter_refuses_an_account_outside_its_partition():
+    with pytest.raises(ValueError, match="not in partition"):
+        command_filter("risk", account_id=ACCOUNT, partition=(P + 1) % PARTITIONS)
 
 
 def test_a_subject_built_by_hand_matches_the_events_own():
@@ -97,8 +112,8 @@ def test_a_subject_built_by_hand_matches_the_events_own():
 
 
 def test_dead_letters_keep_the_original_subject_under_their_own_prefix():
-    assert dead_letter_subject("senex.evt.5WT00001.execution.OrderFilled") == (
-        "senex.dlq.evt.5WT00001.execution.OrderFilled"
+    assert dead_letter_subject("senex.evt.3.5WT00001.execution.OrderFilled") == (
+        "senex.dlq.evt.3.5WT00001.execution.OrderFilled"
     )
 
 
