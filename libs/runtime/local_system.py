@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from libs.runtime.leases import default_replica_id
 from libs.runtime.market_hours import NEW_YORK, is_market_open, next_open_after
 from libs.runtime.servers import (
     EmbeddedNats,
@@ -70,7 +71,7 @@ DEFAULT_FIRST_USER = "trader"
 STATE_FILE = "state.json"
 #: Environment variables a child must not inherit: one value would make every service
 #: bind the same port.
-_NOT_INHERITED = ("SENEX_METRICS_PORT",)
+_NOT_INHERITED = ("SENEX_METRICS_PORT", "SENEX_REPLICA_ID")
 
 
 class StartupError(RuntimeError):
@@ -248,6 +249,10 @@ class LocalSystem:
             SENEX_MODE=self.mode.value,
             SENEX_BROKER_VAULT_KEY_FILE=str(self.vault_key_file),
             SENEX_SIM_DATA_DIR=str(self.data_dir / "sim"),
+            # One id per supervisor, kept across a child's restarts: the supervisor
+            # restarts a child only once it is dead, so the new process takes the old
+            # one's partition leases back at once instead of waiting for them to expire.
+            SENEX_REPLICA_ID=default_replica_id(),
         )
         if self.mode is TradingMode.PAPER:
             env["SENEX_BROKER_SIMULATOR_URL"] = self.simulator_url

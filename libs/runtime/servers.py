@@ -10,11 +10,15 @@ Two backends share one small interface (`ServerProcess`):
 
 Fault tests stop, kill and restart a server mid-test; a restarted server keeps its
 port and its data, as a real server restarted by an operator would.
+
+`EmbeddedNatsCluster` runs three (or more) embedded nats-servers as one JetStream
+cluster, for tests of replicated streams and of losing a node.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -22,6 +26,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -111,18 +119,56 @@ def nats_server_binary() -> Path:
     return Path(found)
 
 
-class EmbeddedNats:
-    """nats-server with JetStream (file storage under ``data_dir``) on a local port."""
+@dataclass(frozen=True)
+class NatsClusterConfig:
+    """How one node of an `EmbeddedNatsCluster` finds the others."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, host: str = "127.0.0.1") -> None:
+    #: The cluster's name; every node of one cluster has the same.
+    name: str
+    #: The port this node listens on for routes from the other nodes.
+    port: int
+    #: Every node's route URL (this node's own included; the server skips it).
+    routes: tuple[str, ...]
+
+
+#: Monitoring requests go straight to the local server, whatever *_proxy says.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class EmbeddedNats:
+    """nats-server with JetStream (file storage under ``data_dir``) on a local port.
+
+    ``cluster`` makes it one node of a JetStream cluster, and ``monitor_port`` opens its
+    HTTP monitoring endpoint (``/healthz``, ``/jsz``). ``server_name`` must stay the same
+    across restarts of a cluster node: it is the node's identity in the cluster's
+    consensus groups.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        *,
+        server_name: str | None = None,
+        cluster: NatsClusterConfig | None = None,
+        monitor_port: int | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.host = host
         self.port = port if port is not None else free_port(host)
+        self.server_name = server_name if server_name is not None else f"senex-{self.port}"
+        self.cluster = cluster
+        self.monitor_port = monitor_port
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "nats-server.log"
 
     @property
     def running(self) -> bool:
@@ -133,11 +179,7 @@ class EmbeddedNats:
         """The nats-server process id while it runs."""
         return self._proc.pid if self.running and self._proc is not None else None
 
-    def start(self) -> None:
-        if self.running:
-            return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.data_dir / "nats-server.log"
+    def _args(self) -> list[str]:
         args = [
             str(nats_server_binary()),
             "--jetstream",
@@ -148,16 +190,68 @@ class EmbeddedNats:
             "--port",
             str(self.port),
             "--server_name",
-            f"senex-{self.port}",
+            self.server_name,
             "--log",
-            str(log_path),
+            str(self.log_path),
         ]
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        if self.monitor_port is not None:
+            args += ["--http_port", str(self.monitor_port)]
+        if self.cluster is not None:
+            args += [
+                "--cluster_name",
+                self.cluster.name,
+                "--cluster",
+                f"nats://{self.host}:{self.cluster.port}",
+                "--routes",
+                ",".join(self.cluster.routes),
+            ]
+        return args
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._proc = subprocess.Popen(self._args(), stdin=subprocess.DEVNULL)
         try:
             wait_for_port(self.host, self.port)
         except ServerError as exc:
             self.kill()
-            raise ServerError(f"nats-server failed to start; see {log_path}: {exc}") from exc
+            raise ServerError(f"nats-server failed to start; see {self.log_path}: {exc}") from exc
+
+    def monitor(self, path: str, timeout_s: float = 2.0) -> tuple[int, Any]:
+        """GET ``path`` (e.g. ``/jsz?streams=true``) from the monitoring endpoint.
+
+        Returns the HTTP status and the decoded JSON body (``None`` when it is not JSON).
+        """
+        if self.monitor_port is None:
+            raise ServerError(f"{self.server_name} has no monitoring port")
+        url = f"http://{self.host}:{self.monitor_port}{path}"
+        try:
+            with _NO_PROXY.open(url, timeout=timeout_s) as response:
+                status, body = int(response.status), response.read()
+        except urllib.error.HTTPError as exc:
+            status, body = exc.code, exc.read()
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, None
+
+    def health_problem(self) -> str | None:
+        """Why ``/healthz`` says this node is not ready (``None``: it is).
+
+        On a cluster node "ready" means JetStream is up, the node is in contact with a
+        meta leader, and every stream and consumer it holds a copy of is current.
+        """
+        if not self.running:
+            return "not running"
+        try:
+            status, body = self.monitor("/healthz")
+        except OSError as exc:
+            return f"monitoring endpoint unreachable: {exc}"
+        if status == 200:
+            return None
+        detail = body.get("error") if isinstance(body, dict) else None
+        return f"/healthz answered {status}: {detail or body}"
 
     def stop(self) -> None:
         if self._proc is not None:
@@ -172,6 +266,154 @@ class EmbeddedNats:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+class EmbeddedNatsCluster:
+    """A JetStream cluster of ``size`` embedded nats-servers on local ports.
+
+    Every node has its own store directory (``data_dir/<server name>``), client, route
+    and monitoring ports (fixed at creation, kept across restarts) and routes to every
+    node. `url` lists every node's client URL, comma-separated (what ``NATS_URL`` and
+    `libs.runtime.bus.Bus.connect` take); `urls` and `nodes` give them one by one, so a
+    test can kill, stop and restart one node (`kill_node`, `stop_node`, `start_node`) and
+    the node comes back with its data, as an operator's restart would.
+
+    `start` and `start_node` return once every running node reports healthy: a JetStream
+    meta leader is elected, and each node's copies of streams and consumers are current
+    (for a restarted node: it has caught up). They raise `ServerError` when that takes
+    longer than ``ready_timeout_s``.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        size: int = 3,
+        host: str = "127.0.0.1",
+        *,
+        name: str = "senex",
+        ready_timeout_s: float = START_TIMEOUT_S,
+    ) -> None:
+        if size < 1:
+            raise ValueError("a cluster needs at least one node")
+        self.data_dir = data_dir
+        self.host = host
+        self.name = name
+        self.ready_timeout_s = ready_timeout_s
+        route_ports = [free_port(host) for _ in range(size)]
+        routes = tuple(f"nats://{host}:{port}" for port in route_ports)
+        self.nodes: list[EmbeddedNats] = []
+        for index, route_port in enumerate(route_ports):
+            server_name = f"{name}-{index + 1}"
+            self.nodes.append(
+                EmbeddedNats(
+                    data_dir / server_name,
+                    host=host,
+                    server_name=server_name,
+                    cluster=NatsClusterConfig(name=name, port=route_port, routes=routes),
+                    monitor_port=free_port(host),
+                )
+            )
+
+    @property
+    def url(self) -> str:
+        """Every node's client URL, comma-separated."""
+        return ",".join(self.urls)
+
+    @property
+    def urls(self) -> list[str]:
+        """Each node's client URL, in node order."""
+        return [node.url for node in self.nodes]
+
+    def node(self, server_name: str) -> EmbeddedNats:
+        """The node called ``server_name`` (as JetStream names a stream's leader)."""
+        for node in self.nodes:
+            if node.server_name == server_name:
+                return node
+        raise KeyError(server_name)
+
+    def start(self) -> None:
+        """Start every node that is not running, and wait until the cluster is ready."""
+        try:
+            for node in self.nodes:
+                node.start()
+            self.wait_ready()
+        except ServerError:
+            self.kill()
+            raise
+
+    def start_node(self, index: int) -> None:
+        """(Re)start node ``index`` on its ports with its data; wait until it caught up."""
+        self.nodes[index].start()
+        self.wait_ready()
+
+    def stop_node(self, index: int) -> None:
+        """Shut node ``index`` down cleanly (its data stays)."""
+        self.nodes[index].stop()
+
+    def kill_node(self, index: int) -> None:
+        """SIGKILL node ``index``, as a crash would (its data stays)."""
+        self.nodes[index].kill()
+
+    def meta_leader(self) -> str | None:
+        """The JetStream meta leader's server name, as a running node sees it."""
+        for node in self.nodes:
+            if not node.running:
+                continue
+            with contextlib.suppress(OSError):
+                _, body = node.monitor("/jsz")
+                meta = body.get("meta_cluster") if isinstance(body, dict) else None
+                leader = meta.get("leader") if isinstance(meta, dict) else None
+                if leader:
+                    return str(leader)
+        return None
+
+    def wait_ready(self, timeout_s: float | None = None) -> None:
+        """Block until a meta leader is elected and every running node is healthy."""
+        limit = self.ready_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + limit
+        while True:
+            problems = self._readiness_problems()
+            if not problems:
+                return
+            if time.monotonic() > deadline:
+                raise ServerError(
+                    f"NATS cluster {self.name!r} not ready after {limit:.0f}s: "
+                    + "; ".join(problems)
+                    + f" (logs under {self.data_dir})"
+                )
+            time.sleep(0.1)
+
+    def _readiness_problems(self) -> list[str]:
+        running = [node for node in self.nodes if node.running]
+        if not running:
+            return ["no node is running"]
+        problems = [
+            f"{node.server_name}: {problem}"
+            for node in running
+            if (problem := node.health_problem()) is not None
+        ]
+        if not problems and self.meta_leader() is None:
+            problems.append("no JetStream meta leader")
+        return problems
+
+    def stop(self) -> None:
+        """Shut every node down cleanly (data is kept)."""
+        for node in self.nodes:
+            node.stop()
+
+    def kill(self) -> None:
+        """SIGKILL every node (data is kept)."""
+        for node in self.nodes:
+            node.kill()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def running_nodes(self) -> Sequence[EmbeddedNats]:
+        """The nodes whose process runs now."""
+        return [node for node in self.nodes if node.running]
 
 
 def _postgres_bin() -> Path:

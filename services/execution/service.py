@@ -180,7 +180,8 @@ class ExecutionService(FollowingService):
         self._suspension_lock = asyncio.Lock()
         """Suspending and resuming are check-then-publish: one at a time."""
         self._reconcile_due: set[str] = set()
-        """Accounts whose next poll reconciles fully (start-up, reconnect)."""
+        """Accounts whose next poll reconciles fully (start-up, reconnect, take-over)."""
+        self._reconcile_now = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._task_accounts: dict[asyncio.Task[Any], str] = {}
         """Which account each background task works for (handed over with its partition)."""
@@ -251,6 +252,7 @@ class ExecutionService(FollowingService):
             for account in self._state.accounts()
             if partition_of(account) == partition and self._state.open_orders(account)
         }
+        self._reconcile_now.set()
 
     async def partition_released(self, partition: int, *, lost: bool) -> None:
         """Let the partition's orders in flight get their answer (unless the lease is
@@ -1043,7 +1045,12 @@ class ExecutionService(FollowingService):
                 raise
             except Exception:  # the next poll tries again; logged with the trace
                 self._log.exception("reconciliation failed")
-            await asyncio.sleep(self._settings.reconcile_interval_s)
+            # The next poll, or sooner when a partition is taken over.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._reconcile_now.wait(), self._settings.reconcile_interval_s
+                )
+            self._reconcile_now.clear()
 
     async def reconcile(self) -> None:
         """One poll: full reconciliation where due, unanswered orders, local gaps."""

@@ -344,7 +344,9 @@ class System:
         for name in services:
             for replica in self.replicas.get(name, (None,)):
                 key = name if replica is None else f"{name}-{replica}"
-                own = env if replica is None else {**env, "SENEX_REPLICA_ID": replica}
+                # A restarted process keeps its id (the old one is dead by then), so it
+                # takes its partition leases back at once.
+                own = {**env, "SENEX_REPLICA_ID": replica or name}
                 proc = ServiceProcess(key, own, self.log_dir / f"{key}.log", module=name)
                 self.procs[key] = proc
                 proc.start()
