@@ -24,6 +24,7 @@ event the service published and folded before it came back through the stream.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable
 
@@ -124,16 +125,24 @@ class Follower:
         """Create a new durable consumer just after the history this process caught up on.
 
         A service's first start must not react to events that predate it; an existing
-        durable resumes from its own acknowledgements.
+        durable resumes from its own acknowledgements. A partition's first durable of a
+        service that used to react through one durable over everything starts where that
+        one stopped acknowledging, so nothing that arrived across the upgrade is missed.
         """
         stream = spec.stream.name
         try:
             await self._bus.js.consumer_info(stream, spec.durable)
         except nats.js.errors.NotFoundError:
+            start = self._fold.catch_up_end + 1
+            if spec.durable != self._spec.durable:
+                with contextlib.suppress(nats.js.errors.NotFoundError):
+                    floor = (await self._bus.js.consumer_info(stream, self._spec.durable)).ack_floor
+                    if floor is not None:
+                        start = min(start, floor.stream_seq + 1)
             config = dataclasses.replace(
                 spec.config(),
                 deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=self._fold.catch_up_end + 1,
+                opt_start_seq=start,
             )
             await self._bus.js.add_consumer(stream, config)
 

@@ -10,6 +10,7 @@ import pytest
 
 from libs.contracts.envelope import Event, new_event_id
 from libs.contracts.errors import ErrorKind
+from libs.contracts.partitions import PARTITIONS, partition_of
 from libs.contracts.system import TradingSuspended
 from libs.runtime.bus import Bus, ConsumerSpec
 from libs.runtime.follower import Follower
@@ -128,4 +129,43 @@ async def test_an_empty_stream_is_caught_up_at_once(bus: Bus) -> None:
     await follower.start()
     assert follower.caught_up
     assert follower.last_sequence == 0
+    await follower.stop()
+
+
+async def test_a_partition_takes_over_where_the_single_durable_stopped(bus: Bus) -> None:
+    # The service used to react through one durable over everything; it acknowledged
+    # #0-#2 and then stopped (upgrade): #3 and #4 arrived while nothing ran.
+    old = Recorder()
+    single = Follower(bus, "follower-test", old.apply, old.react, spec=SPEC)
+    await single.start()
+    await bus.publish_many([suspended(n) for n in range(3)])
+    await until(lambda: len(old.reacted) == 3)
+    await single.stop()
+    await bus.publish_many([suspended(n) for n in range(3, 5)])
+
+    new = Recorder()
+    partitioned = Follower(bus, "follower-test", new.apply, new.react, spec=SPEC)
+    await partitioned.start(react_to_all=False)
+    await partitioned.react_to(partition_of("5WT00001"))
+    await until(lambda: len(new.reacted) == 2)
+    await asyncio.sleep(0.3)
+    assert new.reacted == ["#3", "#4"]
+    assert partitioned.reacting_to == {partition_of("5WT00001")}
+    await partitioned.stop()
+
+
+async def test_reactions_come_only_from_the_partitions_reacted_to(bus: Bus) -> None:
+    recorder = Recorder()
+    follower = Follower(bus, "follower-test", recorder.apply, recorder.react, spec=SPEC)
+    await follower.start(react_to_all=False)
+    other = (partition_of("5WT00001") + 1) % PARTITIONS
+    await follower.react_to(other)
+    await bus.publish(suspended(1))
+    await until(lambda: follower.last_sequence == 1)
+    await asyncio.sleep(0.3)
+    assert recorder.folded == ["#1"]  # every account is folded
+    assert recorder.reacted == []  # but its partition is someone else's
+    await follower.stop_reacting(other)
+    await follower.react_to(partition_of("5WT00001"))
+    await until(lambda: recorder.reacted == ["#1"])
     await follower.stop()
