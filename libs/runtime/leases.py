@@ -40,6 +40,7 @@ from libs.contracts.partitions import PARTITIONS
 from libs.contracts.tokens import token
 from libs.runtime.bus import Bus
 from libs.runtime.log import get_logger
+from libs.runtime.tasks import cancel_and_wait
 
 LEASE_BUCKET = "senex_leases"
 #: Seconds a lease outlives its holder's last refresh.
@@ -290,11 +291,7 @@ class PartitionLeases:
 
     async def stop(self) -> None:
         """Stop working on every partition, hand them back and leave the members."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         for partition in sorted(self._working):
             self._hand_over(partition, lost=False)

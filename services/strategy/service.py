@@ -63,6 +63,7 @@ from libs.runtime.clock import Clock, new_york_time
 from libs.runtime.following import FollowingService
 from libs.runtime.market_hours import is_session, session_bounds
 from libs.runtime.runner import ServiceContext
+from libs.runtime.tasks import cancel_and_wait
 from services.strategy import accounts as account_projection
 from services.strategy import projection as suggestion_projection
 from services.strategy.accounts import AccountBook, AccountState
@@ -145,11 +146,7 @@ class StrategyService(FollowingService):
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         await self.disconnect()
 
     async def _every_tick(self, work: Callable[[], Awaitable[None]]) -> None:
