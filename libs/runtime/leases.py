@@ -47,6 +47,8 @@ LEASE_BUCKET = "senex_leases"
 LEASE_TTL_S = 6.0
 #: Seconds between refreshes (and rebalancing rounds).
 LEASE_TICK_S = 1.0
+#: Shortest wait for a lease request's answer (a very short tick would make all fail).
+LEASE_REQUEST_MIN_TIMEOUT_S = 0.5
 
 #: Start working on a partition (this replica holds its lease).
 AcquireHook = Callable[[int], Awaitable[None]]
@@ -111,6 +113,10 @@ class PartitionLeases:
         if tick * 3 > ttl:
             raise ValueError("a lease must survive at least three missed refreshes")
         self._bus = bus
+        # Lease requests give up after about a tick: one stuck on a cluster's leader
+        # election must not hold the keep-alive past the point of no return, while the
+        # next tick's attempt may already reach the new leader.
+        self._js = bus.nc.jetstream(timeout=max(tick, LEASE_REQUEST_MIN_TIMEOUT_S))
         self._service = token(service)
         self.replica = token(replica)
         self._acquire = acquire
@@ -173,9 +179,9 @@ class PartitionLeases:
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
             try:
-                self._kv = await self._bus.js.key_value(LEASE_BUCKET)
+                self._kv = await self._js.key_value(LEASE_BUCKET)
             except nats.js.errors.BucketNotFoundError:
-                self._kv = await self._bus.js.create_key_value(
+                self._kv = await self._js.create_key_value(
                     api.KeyValueConfig(
                         bucket=LEASE_BUCKET,
                         history=1,
@@ -254,7 +260,7 @@ class PartitionLeases:
 
     async def _members(self, kv: KeyValue) -> list[str]:
         prefix = f"{self._service}.member."
-        info = await self._bus.js.stream_info(
+        info = await self._js.stream_info(
             f"KV_{LEASE_BUCKET}", subjects_filter=f"$KV.{LEASE_BUCKET}.{prefix}>"
         )
         members = {self.replica}  # just written; a lagging listing must not drop it

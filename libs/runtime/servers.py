@@ -211,12 +211,32 @@ class EmbeddedNats:
         if self.running:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._proc = subprocess.Popen(self._args(), stdin=subprocess.DEVNULL)
+        proc = self._proc = subprocess.Popen(self._args(), stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:  # e.g. a port taken meanwhile: say so at once
+                self._proc = None
+                raise ServerError(
+                    f"nats-server {self.server_name} exited with {proc.returncode}; "
+                    f"see {self.log_path}: {self._log_tail()}"
+                )
+            try:
+                with socket.create_connection((self.host, self.port), timeout=1.0):
+                    return
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise ServerError(
+                        f"nats-server failed to start; see {self.log_path}: "
+                        f"{self.host}:{self.port} did not accept connections: {exc}"
+                    ) from exc
+            time.sleep(0.05)
+
+    def _log_tail(self, lines: int = 5) -> str:
         try:
-            wait_for_port(self.host, self.port)
-        except ServerError as exc:
-            self.kill()
-            raise ServerError(f"nats-server failed to start; see {self.log_path}: {exc}") from exc
+            return " | ".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
 
     def monitor(self, path: str, timeout_s: float = 2.0) -> tuple[int, Any]:
         """GET ``path`` (e.g. ``/jsz?streams=true``) from the monitoring endpoint.
@@ -268,6 +288,10 @@ class EmbeddedNats:
         self.start()
 
 
+#: Tries (each on fresh ports) before a new cluster's start gives up.
+_FIRST_START_ATTEMPTS = 3
+
+
 class EmbeddedNatsCluster:
     """A JetStream cluster of ``size`` embedded nats-servers on local ports.
 
@@ -296,23 +320,40 @@ class EmbeddedNatsCluster:
         if size < 1:
             raise ValueError("a cluster needs at least one node")
         self.data_dir = data_dir
+        self.size = size
         self.host = host
         self.name = name
         self.ready_timeout_s = ready_timeout_s
-        route_ports = [free_port(host) for _ in range(size)]
-        routes = tuple(f"nats://{host}:{port}" for port in route_ports)
-        self.nodes: list[EmbeddedNats] = []
-        for index, route_port in enumerate(route_ports):
-            server_name = f"{name}-{index + 1}"
-            self.nodes.append(
+        self._started = False
+        self.nodes: list[EmbeddedNats] = self._new_nodes()
+
+    def _new_nodes(self) -> list[EmbeddedNats]:
+        """Nodes on fresh ports: client, route and monitoring port of each, all distinct."""
+        ports: list[int] = []
+        while len(ports) < 3 * self.size:
+            port = free_port(self.host)
+            if port not in ports:
+                ports.append(port)
+        client, route, monitor = (
+            ports[: self.size],
+            ports[self.size : 2 * self.size],
+            ports[2 * self.size :],
+        )
+        routes = tuple(f"nats://{self.host}:{port}" for port in route)
+        nodes: list[EmbeddedNats] = []
+        for index in range(self.size):
+            server_name = f"{self.name}-{index + 1}"
+            nodes.append(
                 EmbeddedNats(
-                    data_dir / server_name,
-                    host=host,
+                    self.data_dir / server_name,
+                    client[index],
+                    self.host,
                     server_name=server_name,
-                    cluster=NatsClusterConfig(name=name, port=route_port, routes=routes),
-                    monitor_port=free_port(host),
+                    cluster=NatsClusterConfig(name=self.name, port=route[index], routes=routes),
+                    monitor_port=monitor[index],
                 )
             )
+        return nodes
 
     @property
     def url(self) -> str:
@@ -332,14 +373,32 @@ class EmbeddedNatsCluster:
         raise KeyError(server_name)
 
     def start(self) -> None:
-        """Start every node that is not running, and wait until the cluster is ready."""
-        try:
-            for node in self.nodes:
-                node.start()
-            self.wait_ready()
-        except ServerError:
-            self.kill()
-            raise
+        """Start every node that is not running, and wait until the cluster is ready.
+
+        The first start retries on fresh ports when a node cannot start (another process
+        took one of its ports since they were picked), so read `url` after it; later
+        starts keep the ports.
+        """
+        attempts = 1 if self._started else _FIRST_START_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                for node in self.nodes:
+                    node.start()
+            except ServerError:
+                self.kill()
+                if attempt == attempts:
+                    raise
+                self.nodes = self._new_nodes()  # same names and data dirs, new ports
+                continue
+            try:
+                self.wait_ready()
+                if stopped := [node.server_name for node in self.nodes if not node.running]:
+                    raise ServerError(f"NATS nodes exited while starting: {stopped}")
+            except ServerError:
+                self.kill()
+                raise
+            self._started = True
+            return
 
     def start_node(self, index: int) -> None:
         """(Re)start node ``index`` on its ports with its data; wait until it caught up."""
