@@ -113,8 +113,14 @@ def test_prometheus_scrapes_every_service_on_its_metrics_port() -> None:
     targets = {
         target
         for job in config["scrape_configs"]
-        for static in job["static_configs"]
+        for static in job.get("static_configs", [])
         for target in static["targets"]
+    } | {
+        # Services that scale out are found by DNS: every replica of the name.
+        f"{name}:{sd['port']}"
+        for job in config["scrape_configs"]
+        for sd in job.get("dns_sd_configs", [])
+        for name in sd["names"]
     }
     for name, port in DEFAULT_METRICS_PORTS.items():
         assert f"{name.replace('_', '-')}:{port}" in targets, name
