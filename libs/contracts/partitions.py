@@ -22,6 +22,9 @@ from libs.contracts.tokens import token
 
 #: Partitions of the account space (the most replicas one service can spread over).
 PARTITIONS = 16
+#: Services whose replicas share the partitions: a command to one of them may briefly
+#: find nobody answering while its account's partition changes hands.
+PARTITIONED_SERVICES = frozenset({"strategy", "risk", "execution"})
 
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193

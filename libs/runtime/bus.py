@@ -41,6 +41,7 @@ from libs.contracts.errors import (
     SenexError,
     ServiceUnavailable,
 )
+from libs.contracts.partitions import PARTITIONED_SERVICES
 from libs.contracts.registry import (
     command_for,
     encode_command,
@@ -197,6 +198,26 @@ class ConsumerSpec:
         )
 
 
+async def fetch_available(
+    sub: JetStreamContext.PullSubscription, batch: int, timeout: float
+) -> list[Msg]:
+    """Up to ``batch`` messages, returned as soon as one is there; TimeoutError if none.
+
+    nats-py's ``fetch(n)`` with nothing stored yet waits out its whole timeout for n
+    messages even after the first has arrived, which would delay every reaction by up
+    to the timeout. A fetch of one returns with the first message; what the server says
+    is pending behind it is then taken at once.
+    """
+    first = await sub.fetch(1, timeout=timeout)
+    pending = first[-1].metadata.num_pending if first else 0
+    if batch <= 1 or pending <= 0:
+        return first
+    try:
+        return first + await sub.fetch(min(batch - 1, pending), timeout=timeout)
+    except (TimeoutError, nats.errors.TimeoutError):
+        return first  # taken meanwhile (a redelivery elsewhere): the next fetch goes on
+
+
 def dead_letter_subject(durable: str) -> str:
     """Where consumer ``durable`` parks the messages it gave up on."""
     return f"{DEAD_LETTER_PREFIX}.{token(durable)}"
@@ -229,7 +250,7 @@ class Consumer:
     async def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                messages = await self._sub.fetch(self.spec.batch, timeout=1.0)
+                messages = await fetch_available(self._sub, self.spec.batch, 1.0)
             except (TimeoutError, nats.errors.TimeoutError):
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.DrainTimeoutError):
@@ -405,7 +426,7 @@ class StreamReader:
         if self._sub is None:
             raise BusError("StreamReader.start_after must be called first")
         try:
-            msgs = await self._sub.fetch(size, timeout=timeout)
+            msgs = await fetch_available(self._sub, size, timeout)
         except (TimeoutError, nats.errors.TimeoutError):
             return []
         batch: list[StreamMessage] = []
@@ -634,15 +655,17 @@ class Bus:
     async def request(self, command: Command, expected: type[R], *, timeout: float = 10.0) -> R:
         """Send ``command`` to its owning service; return its reply or raise its error.
 
-        Nobody answering is retried for `NO_RESPONDERS_GRACE_S` (within ``timeout``): a
-        partition being handed from one replica to another has no responder for about a
-        lease tick, and the caller should not see that.
+        For a partitioned service, nobody answering is retried for
+        `NO_RESPONDERS_GRACE_S` (within ``timeout``): a partition being handed from one
+        replica to another has no responder for about a lease tick, and the caller
+        should not see that. Any other service is either there or not: that fails at once.
         """
         subject = subject_for_command(command)
         data = encode_command(command)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        give_up = loop.time() + min(NO_RESPONDERS_GRACE_S, timeout)
+        grace = NO_RESPONDERS_GRACE_S if command.SERVICE in PARTITIONED_SERVICES else 0.0
+        give_up = loop.time() + min(grace, timeout)
         while True:
             try:
                 msg = await self.nc.request(

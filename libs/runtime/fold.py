@@ -25,6 +25,7 @@ from libs.contracts.errors import ContractError
 from libs.contracts.registry import parse_event
 from libs.runtime.bus import BUSINESS_STREAM, Bus, BusError, StreamMessage, StreamSpec
 from libs.runtime.log import get_logger
+from libs.runtime.tasks import cancel_and_wait
 
 #: Pure fold of one event into the service's state.
 Apply = Callable[[Event], None]
@@ -151,8 +152,9 @@ class StreamFold:
         """Stop folding and remove this process's consumer."""
         self._stopping.set()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Nothing is lost by cutting a fetch short: the consumer is this process's
+            # own and goes with it (a shared consumer's stop must wait for its fetch).
+            await cancel_and_wait([self._task])
             self._task = None
         await self._reader.close()
         # Already gone, or NATS is away: the server removes an inactive consumer itself.

@@ -6,7 +6,7 @@ with a `Follower` over the business stream, answers its commands, and reports on
 whether that state is caught up. `FollowingService` holds those parts so each service's
 own module is about its decisions.
 
-A partitioned service (``partitioned = True``) can run as several replicas: each folds
+A partitioned service (one of `PARTITIONED_SERVICES`) can run as several replicas: each folds
 every account, but answers the commands of, reacts to the events of, and runs timed
 work for only the accounts of the partitions it holds a lease on (`owns`). Leases are
 taken when the service starts serving and handed over when replicas come and go
@@ -17,12 +17,12 @@ taken when the service starts serving and handed over when replicas come and go
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from nats.aio.subscription import Subscription
 
 from libs.contracts.commands import Reply
-from libs.contracts.partitions import all_partitions, partition_of
+from libs.contracts.partitions import PARTITIONED_SERVICES, all_partitions, partition_of
 from libs.runtime.bus import Bus
 from libs.runtime.clock import Clock
 from libs.runtime.connected import ConnectedService
@@ -37,9 +37,6 @@ CommandHandlers = Mapping[str, Callable[[Any], Awaitable[Reply]]]
 class FollowingService:
     """Base of a service whose state is a projection of the business stream."""
 
-    #: Whether replicas share the accounts by partition (else one replica does all).
-    partitioned: ClassVar[bool] = False
-
     def __init__(
         self,
         name: str,
@@ -52,6 +49,8 @@ class FollowingService:
         ``replica`` replaces the settings' replica id (tests running several in one process).
         """
         self.name = name
+        #: Whether replicas share the accounts by partition (else one replica does all).
+        self.partitioned = name in PARTITIONED_SERVICES
         self._connected = ConnectedService(name)
         self._clock_override = clock
         self._clock: Clock | None = None

@@ -255,8 +255,8 @@ class PartitionLeases:
         }
         for partition in sorted(self._working - target):
             self._hand_over(partition, lost=False)
-        for partition in sorted(target - self._working - set(self._handing_over)):
-            await self._claim(kv, partition)
+        claims = sorted(target - self._working - set(self._handing_over))
+        await asyncio.gather(*(self._claim(kv, partition) for partition in claims))
 
     async def _members(self, kv: KeyValue) -> list[str]:
         prefix = f"{self._service}.member."

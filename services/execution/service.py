@@ -148,7 +148,6 @@ class ExecutionService(FollowingService):
     """Places, follows and reconciles orders; opens positions and their profit targets."""
 
     name = SERVICE
-    partitioned = True
 
     def __init__(
         self,

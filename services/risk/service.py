@@ -115,7 +115,6 @@ class RiskService(FollowingService):
     """Risk budget, pre-trade checks, reservations and releases."""
 
     name = SERVICE
-    partitioned = True
 
     def __init__(
         self,

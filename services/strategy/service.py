@@ -103,7 +103,6 @@ class StrategyService(FollowingService):
     """Suggestions: generate, approve, reject, expire, and the daily automation."""
 
     name = SERVICE
-    partitioned = True
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import generate_latest
 
-from libs.contracts.commands import VerifyEventLog, VerifyReply
+from libs.contracts.commands import GetOrders, OrderListReply, VerifyEventLog, VerifyReply
 from libs.contracts.envelope import Event, new_event_id
 from libs.contracts.errors import ErrorKind, NotFound, ServiceUnavailable
 from libs.contracts.partitions import partition_of
@@ -157,17 +157,30 @@ async def test_no_service_answering_is_a_typed_error(bus: Bus) -> None:
 
 
 async def test_a_command_waits_briefly_for_a_partition_changing_hands(bus: Bus) -> None:
-    async def verify(command: object) -> VerifyReply:
-        return VerifyReply(ok=True, checked=0, message="late but here")
+    async def orders(command: object) -> OrderListReply:
+        return OrderListReply(orders=())
 
     # Nobody answers when the request leaves; a replica takes the partition meanwhile.
     pending = asyncio.create_task(
-        bus.request(VerifyEventLog(account_id="5WT00001"), VerifyReply, timeout=5)
+        bus.request(GetOrders(account_id="5WT00001"), OrderListReply, timeout=5)
     )
     await asyncio.sleep(0.3)
     assert not pending.done()
-    await bus.serve("audit", {"verify_event_log": verify}, partition=partition_of("5WT00001"))
-    assert (await pending).message == "late but here"
+    await bus.serve("execution", {"get_orders": orders}, partition=partition_of("5WT00001"))
+    assert (await pending).orders == ()
+
+
+async def test_a_service_that_is_not_partitioned_is_there_or_not(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Were the audit's commands retried like a partitioned service's, this one would
+    # be retried for the whole minute and the bounded wait below would fail.
+    monkeypatch.setattr("libs.runtime.bus.NO_RESPONDERS_GRACE_S", 60.0)
+    with pytest.raises(ServiceUnavailable, match="no audit service"):
+        await asyncio.wait_for(
+            bus.request(VerifyEventLog(account_id="5WT00001"), VerifyReply, timeout=60),
+            timeout=10,
+        )
 
 
 @pytest.mark.fault
