@@ -13,7 +13,7 @@ it measures:
 
 * ``generate_to_event_ms_*``: from sending GenerateSuggestion (``Bus.request``) to
   receiving its SuggestionGenerated on a core-NATS subscription of
-  ``senex.evt.<account>.strategy.SuggestionGenerated``, ``--runs`` times in sequence;
+  ``senex.evt.<partition>.<account>.strategy.SuggestionGenerated``, ``--runs`` times in sequence;
 * ``request_reply_ms_*``: send -> the command's reply, the same runs;
 * ``gc_full_*``: the full (generation-2) garbage collections during those runs; the
   ``frozen_*`` figures repeat the runs after ``gc.freeze()``;
@@ -75,6 +75,7 @@ from libs.contracts.commands import (  # noqa: E402
 from libs.contracts.errors import MarketDataStaleError, ServiceUnavailable  # noqa: E402
 from libs.contracts.registry import parse_event  # noqa: E402
 from libs.contracts.strategy import SuggestionGenerated  # noqa: E402
+from libs.contracts.subjects import account_event_subject  # noqa: E402
 from libs.eventlog.migrate import migrate  # noqa: E402
 from libs.runtime.bus import Bus  # noqa: E402
 from libs.runtime.clock import ManualClock  # noqa: E402
@@ -309,7 +310,8 @@ class Generator:
 
     async def __aenter__(self) -> Generator:
         self._sub = await self.bus.nc.subscribe(
-            f"senex.evt.{ACCOUNT}.strategy.SuggestionGenerated", cb=self.arrivals.on_msg
+            account_event_subject(ACCOUNT, "strategy", "SuggestionGenerated"),
+            cb=self.arrivals.on_msg,
         )
         await self.bus.flush()
         return self

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from prometheus_client import generate_latest
 
+from libs.contracts.subjects import account_event_subject
 from libs.eventlog.migrate import migrate
 from libs.eventlog.verify import verify_chain
 from libs.runtime.bus import BUSINESS_STREAM, Bus
@@ -99,7 +100,9 @@ async def test_a_malformed_message_is_stored_flagged_and_counted(
 ) -> None:
     _, dsn = db
     await bus.publish(suspended(1))
-    await bus.js.publish("senex.evt.5WT00001.system.TradingSuspended", b"\x00not json")
+    await bus.js.publish(
+        account_event_subject("5WT00001", "system", "TradingSuspended"), b"\x00not json"
+    )
     await bus.publish(suspended(2))
     metrics = ServiceMetrics("audit")
     recorder = Recorder(bus, dsn, metrics)

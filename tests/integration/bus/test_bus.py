@@ -13,6 +13,7 @@ from libs.contracts.commands import GetOrders, OrderListReply, VerifyEventLog, V
 from libs.contracts.envelope import Event, new_event_id
 from libs.contracts.errors import ErrorKind, NotFound, ServiceUnavailable
 from libs.contracts.partitions import partition_of
+from libs.contracts.subjects import account_event_subject
 from libs.contracts.system import TradingSuspended
 from libs.runtime.bus import (
     BUSINESS_STREAM,
@@ -90,7 +91,9 @@ async def test_consumer_sees_events_in_stream_order_and_acks(bus: Bus) -> None:
 
 
 async def test_malformed_message_is_dead_lettered_and_the_consumer_goes_on(bus: Bus) -> None:
-    await bus.js.publish("senex.evt.5WT00001.system.TradingSuspended", b"{not json")
+    await bus.js.publish(
+        account_event_subject("5WT00001", "system", "TradingSuspended"), b"{not json"
+    )
     good = suspended(n=1)
     await bus.publish(good)
     handled: list[Event] = []

@@ -27,7 +27,7 @@ from libs.cli import main
 from libs.cli.replay import PROJECTIONS, fold_account, replay_account
 from libs.contracts.envelope import Event
 from libs.contracts.registry import encode_event
-from libs.contracts.subjects import event_subject
+from libs.contracts.subjects import account_event_subject, event_subject
 from libs.eventlog.migrate import migrate
 from libs.eventlog.reads import read_account
 from libs.projections import AccountFold
@@ -122,7 +122,9 @@ async def recorded(nats_of_module: ServerProcess, database_url: str) -> Recorded
                 headers={MSG_ID: f"copy-{event.event_id}"},
             )
             last_position[event.account_id or ""] = copy.seq
-        bad = await bus.js.publish(f"senex.evt.{a}.execution.OrderFilled", b"{not json")
+        bad = await bus.js.publish(
+            account_event_subject(a, "execution", "OrderFilled"), b"{not json"
+        )
         last_position[a] = bad.seq
 
         consumer = await bus.consume(
