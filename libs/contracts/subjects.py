@@ -32,6 +32,22 @@ def account_event_subject(account_id: str, context: str, type_name: str) -> str:
     return f"{PREFIX}.evt.{partition}.{token(account_id)}.{token(context)}.{token(type_name)}"
 
 
+def account_of_subject(subject: str) -> str | None:
+    """The account token of an account event's subject (None for any other subject).
+
+    Reads the layout before partitions too (``senex.evt.<account>.<context>.<Type>``),
+    which a stream written before the upgrade still holds.
+    """
+    tokens = subject.split(".")
+    if tokens[:2] != [PREFIX, "evt"]:
+        return None
+    if len(tokens) == 6:
+        return tokens[3]
+    if len(tokens) == 5:
+        return tokens[2]
+    return None
+
+
 def market_subject(symbol: str, type_name: str) -> str:
     """``senex.md.<symbol>.<Type>`` with the symbol made token-safe."""
     return f"{PREFIX}.md.{token(symbol)}.{token(type_name)}"

@@ -14,6 +14,7 @@ import orjson
 from libs.contracts.envelope import ENVELOPE_FIELDS
 from libs.contracts.errors import ContractError
 from libs.contracts.registry import parse_event
+from libs.contracts.subjects import account_of_subject
 from libs.eventlog.records import EventRecord, malformed_record
 
 
@@ -46,7 +47,7 @@ def record_for_message(
     try:
         event = parse_event(data)
     except ContractError as exc:
-        account = subject.split(".")[2] if subject.count(".") >= 4 else None
+        account = account_of_subject(subject)
         record = malformed_record(
             data,
             reason=str(exc),

@@ -18,6 +18,7 @@ from libs.contracts.subjects import (
     ALL_MARKET_DATA,
     account_event_subject,
     account_events_filter,
+    account_of_subject,
     command_filter,
     dead_letter_subject,
     event_subject,
@@ -120,3 +121,10 @@ def test_dead_letters_keep_the_original_subject_under_their_own_prefix():
 def test_a_value_with_nothing_routable_is_refused():
     with pytest.raises(ValueError, match="no subject token"):
         token("   ")
+
+
+def test_the_account_is_read_back_from_an_event_subject_old_or_new():
+    assert account_of_subject(event_subject(opening_fill())) == ACCOUNT
+    assert account_of_subject("senex.evt.5WT00001.execution.OrderFilled") == ACCOUNT
+    assert account_of_subject("senex.md.QQQ.QuoteReceived") is None
+    assert account_of_subject("senex.evt.3.5WT00001") is None
