@@ -1010,8 +1010,8 @@ class ExecutionService(FollowingService):
 
     async def _ensure_feed(self, account: str) -> None:
         async with self._feed_lock:
-            if account in self._feeds:
-                return
+            if account in self._feeds or not self.owns(account):
+                return  # followed already, or handed to another replica meanwhile
             session = await self.adapter.session_for(account)
             stream = AccountStream(account, session, clock=self.clock)
             orders = stream.orders()
@@ -1058,6 +1058,8 @@ class ExecutionService(FollowingService):
                 self._reconcile_due.add(account)
         due = {a for a in self._reconcile_due | set(self._state.suspended) if self.owns(a)}
         for account in sorted(due):
+            if not self.owns(account):
+                continue  # handed over while an earlier account was reconciled
             try:
                 await self.reconcile_account(account)
             except SenexError as exc:
