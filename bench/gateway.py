@@ -40,7 +40,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -48,6 +47,7 @@ import httpx2  # after the path set-up
 import orjson
 from cryptography.fernet import Fernet
 
+from bench.common import quote
 from libs.contracts.commands import Command, WatchReply, WatchSymbols
 from libs.contracts.market import QuoteReceived
 from libs.contracts.symbols import OccSymbol, OptionType
@@ -192,17 +192,7 @@ async def publish(bus: Bus, all_symbols: list[str], seconds: float) -> tuple[int
             worst_lag = max(worst_lag, (loop.time() - started - at) * 1000)
             price[symbol] += Decimal("0.01")
             now = datetime.now(UTC)
-            due.append(
-                QuoteReceived(
-                    occurred_at=now,
-                    producer="market_data",
-                    correlation_id=uuid4(),
-                    symbol=symbol,
-                    bid=price[symbol],
-                    ask=price[symbol] + Decimal("0.05"),
-                    quoted_at=now,
-                )
-            )
+            due.append(quote(symbol, price[symbol], now))
             position += 1
             if position == len(schedule):
                 position = 0

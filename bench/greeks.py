@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,7 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from libs.contracts.execution import OrderAction  # after the path set-up
+from bench.common import machine  # after the path set-up
+from libs.contracts.execution import OrderAction
 from libs.contracts.symbols import OccSymbol, OptionType
 from services.simulator import chains
 from services.simulator.server import SimulatorServer
@@ -109,11 +108,7 @@ def main() -> None:
     result = {
         "benchmark": "greeks",
         "measured_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(),
-            "load_1m": os.getloadavg()[0],
-        },
+        "machine": machine(),
         "conditions": {
             "underlyings": list(UNDERLYINGS),
             "dte_window": [MIN_DTE, MAX_DTE],

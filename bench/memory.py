@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -34,7 +33,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
-from uuid import uuid4
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -42,13 +40,14 @@ import httpx2  # after the path set-up
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
+from bench.common import machine, quote
 from libs.broker.models import BrokerCredentials
 from libs.broker.settings import BrokerSettings
 from libs.broker.vault import CredentialsVault
-from libs.contracts.market import QuoteReceived
 from libs.contracts.symbols import OccSymbol, OptionType
 from libs.eventlog.migrate import migrate
 from libs.runtime.bus import Bus
+from libs.runtime.local_system import SERVICES
 from libs.runtime.servers import EmbeddedNats, EmbeddedPostgres, free_port
 from libs.runtime.settings import TradingMode
 from services.gateway.accounts import Accounts, SettingsStore
@@ -62,15 +61,6 @@ from services.simulator.customers import (
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "memory.json"
-SERVICES = (
-    "audit",
-    "market_data",
-    "strategy",
-    "risk",
-    "execution",
-    "position_monitor",
-    "gateway",
-)
 START = "2025-06-03T10:00:00-04:00"
 
 
@@ -167,17 +157,7 @@ async def publish_quotes(bus: Bus, rate: int, stop: asyncio.Event) -> int:
             symbol = names[index % len(names)]
             index += 1
             price[symbol] += Decimal("0.01") if index % 3 else Decimal("-0.02")
-            batch.append(
-                QuoteReceived(
-                    occurred_at=now,
-                    producer="market_data",
-                    correlation_id=uuid4(),
-                    symbol=symbol,
-                    bid=price[symbol],
-                    ask=price[symbol] + Decimal("0.05"),
-                    quoted_at=now,
-                )
-            )
+            batch.append(quote(symbol, price[symbol], now))
         await bus.publish_many(batch)
         sent += len(batch)
         next_tick += 0.01
@@ -292,11 +272,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "memory",
         "measured_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(),
-            "load_1m": os.getloadavg()[0],
-        },
+        "machine": machine(),
         "conditions": {
             "minutes_asked": args.minutes,
             "minutes_run": round(elapsed / 60, 1),
