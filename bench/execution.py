@@ -46,14 +46,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from libs.broker.adapter import BrokerAdapter, StaticCredentials  # noqa: E402
-from libs.broker.client_tags import client_tag_for  # noqa: E402
 from libs.contracts.execution import OrderAccepted, OrderCancelled  # noqa: E402
 from libs.contracts.registry import parse_event  # noqa: E402
+from libs.domain.orders import client_tag_for, opening_order_id  # noqa: E402
 from libs.eventlog.migrate import migrate  # noqa: E402
 from libs.runtime.bus import Bus  # noqa: E402
 from libs.runtime.clock import ManualClock  # noqa: E402
 from libs.runtime.servers import EmbeddedNats, EmbeddedPostgres  # noqa: E402
-from services.execution.core import opening_order_id  # noqa: E402
 from services.simulator.server import SimulatorServer  # noqa: E402
 from tests.integration.execution.harness import (  # noqa: E402
     ACCOUNT,

@@ -19,7 +19,6 @@ from tastytrade.instruments import NestedOptionChain
 from tastytrade.metrics import get_market_metrics, get_risk_free_rate
 from tastytrade.order import PlacedOrder
 
-from libs.broker.client_tags import check_client_tag
 from libs.broker.errors import CURRENT_TRACE, CallTrace, Operation, is_auth_refusal, translate
 from libs.broker.mapping import (
     UnmappableOrder,
@@ -41,7 +40,6 @@ from libs.broker.models import (
     DryRunResult,
     MarketMetrics,
     OptionChain,
-    OrderRequest,
     RateSource,
     RiskFreeRate,
 )
@@ -56,6 +54,7 @@ from libs.contracts.errors import (
     ValidationFailed,
 )
 from libs.contracts.execution import OrderStatus
+from libs.domain.orders import OrderRequest, check_client_tag
 from libs.runtime.log import get_logger
 
 T = TypeVar("T")

@@ -45,16 +45,14 @@ from libs.broker.models import (
     DryRunResult,
     MarketMetrics,
     OptionChain,
-    OrderRequest,
     StreamGreeks,
     StreamQuote,
 )
 from libs.contracts.errors import ValidationFailed
 from libs.contracts.execution import LegFill, OrderAction, OrderLeg, OrderStatus, TimeInForce
 from libs.contracts.symbols import InvalidOccSymbol, OccSymbol
-
-#: Option tick of the traded underlyings (DOMAIN.md 5); prices finer than this are refused.
-PRICE_TICK = Decimal("0.01")
+from libs.domain.money import TICK, is_on_tick
+from libs.domain.orders import OrderRequest
 
 ACTION_TO_SDK: dict[OrderAction, SdkAction] = {
     OrderAction.BUY_TO_OPEN: SdkAction.BUY_TO_OPEN,
@@ -225,9 +223,9 @@ def check_limit_price(price: Decimal) -> None:
     """Refuse a zero price or one finer than the tick: the adapter never rounds a decision."""
     if price == 0:
         raise ValidationFailed("a limit price cannot be zero", field="limit_price")
-    if price != price.quantize(PRICE_TICK):
+    if not is_on_tick(price):
         raise ValidationFailed(
-            f"limit price {price} is not a multiple of the {PRICE_TICK} tick",
+            f"limit price {price} is not a multiple of the {TICK} tick",
             field="limit_price",
         )
 

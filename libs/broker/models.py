@@ -24,12 +24,9 @@ from libs.contracts.base import (
 from libs.contracts.errors import InsufficientBuyingPower
 from libs.contracts.execution import (
     BrokerId,
-    ClientTag,
     LegFill,
     OrderLeg,
     OrderStatus,
-    TimeInForce,
-    ratio_unit,
 )
 from libs.contracts.market import Quote
 from libs.contracts.symbols import OccSymbol
@@ -152,23 +149,6 @@ class RiskFreeRate(ContractModel):
 
     rate: Decimal = Field(ge=0, le=1)
     source: RateSource
-
-
-class OrderRequest(ContractModel):
-    """A limit order to send: legs in ratio quantities, a signed price per ratio unit."""
-
-    underlying: Ticker
-    legs: tuple[OrderLeg, ...] = Field(min_length=1)
-    limit_price: Money
-    """Signed: + credit received, - debit paid; per unit of the leg ratio."""
-    time_in_force: TimeInForce
-    client_tag: ClientTag
-    """The decision's tag (`client_tag_for`), sent as the broker's external identifier."""
-
-    @property
-    def ratio_unit(self) -> int:
-        """GCD of the leg quantities."""
-        return ratio_unit(self.legs)
 
 
 class BuyingPowerEffect(ContractModel):

@@ -31,7 +31,7 @@ from libs.contracts.base import (
 )
 from libs.contracts.envelope import AccountEvent
 from libs.contracts.errors import ErrorKind
-from libs.contracts.strategy import SpreadKind, Suggestion
+from libs.contracts.strategy import SpreadKind
 from libs.contracts.symbols import OccSymbol
 
 #: The client tag sent as the broker's ``external-identifier``; it is how a retry after
@@ -168,27 +168,6 @@ def ratio_unit(legs: Sequence[OrderLeg]) -> int:
     for leg in legs:
         unit = gcd(unit, leg.quantity)
     return unit
-
-
-def opening_legs(suggestion: Suggestion) -> tuple[OrderLeg, ...]:
-    """The legs of the order opening ``suggestion``, in ratio quantities (DOMAIN.md 1).
-
-    Both put spreads share their strikes (the Suggestion contract holds every spread to
-    one short strike and width), so: sell 2 short puts, buy 2 long puts, then, when the
-    call spread is traded, sell 1 short call and buy 1 long call: 2:2:1:1, or 2:2.
-    """
-    put = suggestion.spreads[0]
-    legs = [
-        OrderLeg(symbol=put.short_leg.symbol, action=OrderAction.SELL_TO_OPEN, quantity=2),
-        OrderLeg(symbol=put.long_leg.symbol, action=OrderAction.BUY_TO_OPEN, quantity=2),
-    ]
-    call = suggestion.spread(SpreadKind.CALL_SPREAD)
-    if call is not None:
-        legs += [
-            OrderLeg(symbol=call.short_leg.symbol, action=OrderAction.SELL_TO_OPEN, quantity=1),
-            OrderLeg(symbol=call.long_leg.symbol, action=OrderAction.BUY_TO_OPEN, quantity=1),
-        ]
-    return tuple(legs)
 
 
 class LegFill(ContractModel):

@@ -1,6 +1,6 @@
 """The orders of an account, folded from execution's events (pure).
 
-Each order follows `services.execution.transitions`. An event the table refuses (a
+Each order follows `libs.domain.lifecycle`. An event the table refuses (a
 fill after a cancel, anything after a terminal status, an event for an order never
 submitted) leaves the order as it was and is recorded as an `Anomaly`: on the order,
 or on the book when the order is unknown. The live fold runs this same code, so it
@@ -39,9 +39,10 @@ from libs.contracts.execution import (
     TimeInForce,
 )
 from libs.contracts.strategy import SpreadKind
+from libs.domain.lifecycle import InvalidTransition, next_status
+from libs.domain.orders import OrderRequest
 from libs.projections import Anomaly, AppliedIds, Handlers, Projection, with_anomaly
 from libs.projections.framework import PMap, refused
-from services.execution.transitions import InvalidTransition, next_status
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,16 @@ class OrderRecord:
     def filled_quantity(self, symbol: str) -> int:
         """Contracts of ``symbol`` filled so far."""
         return sum(fill.quantity for fill in self.fills.values() if fill.symbol == symbol)
+
+    def request(self) -> OrderRequest:
+        """What the adapter sends for this order (always a limit order)."""
+        return OrderRequest(
+            underlying=self.underlying,
+            legs=self.legs,
+            limit_price=self.limit_price,
+            time_in_force=self.time_in_force,
+            client_tag=self.client_tag,
+        )
 
 
 @dataclass(frozen=True, slots=True)

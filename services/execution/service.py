@@ -46,10 +46,9 @@ from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from libs.broker.adapter import BrokerAdapter, CredentialsSource
-from libs.broker.client_tags import decision_id_of
 from libs.broker.credentials import VaultCredentials
 from libs.broker.feeds import AccountFeed
-from libs.broker.models import BrokerOrder, OrderRequest
+from libs.broker.models import BrokerOrder
 from libs.broker.settings import BrokerSettings
 from libs.broker.streaming import AccountStream, Subscription
 from libs.broker.vault import CredentialsVault
@@ -96,6 +95,7 @@ from libs.contracts.positions import (
 )
 from libs.contracts.risk import RiskReserved
 from libs.contracts.system import TradingResumed, TradingSuspended
+from libs.domain.orders import decision_id_of, opening_order_id
 from libs.runtime.clock import Clock, new_york_time
 from libs.runtime.following import FollowingService
 from libs.runtime.market_hours import is_market_open, ny_date
@@ -116,7 +116,6 @@ from services.execution.core import (
     exit_order,
     lifecycle_facts,
     opening_order,
-    opening_order_id,
     plan_position,
     position_id_for,
     profit_targets,
@@ -422,10 +421,7 @@ class ExecutionService(FollowingService):
             return None
         try:
             return opening_order(
-                suggestion,
-                event.limit_credit,
-                order_id=order_id,
-                reservation_id=event.reservation_id,
+                suggestion, event.limit_credit, reservation_id=event.reservation_id
             )
         except InvalidOrder as exc:
             self._log.error("cannot build the opening order", error=str(exc))
@@ -616,13 +612,7 @@ class ExecutionService(FollowingService):
         return None
 
     async def _send(self, account: str, record: OrderRecord) -> BrokerOrder:
-        request = OrderRequest(
-            underlying=record.underlying,
-            legs=record.legs,
-            limit_price=record.limit_price,
-            time_in_force=record.time_in_force,
-            client_tag=record.client_tag,
-        )
+        request = record.request()
         if record.replaces_order_id is not None:
             old = self._state.order(record.replaces_order_id)
             if old is None or old.broker_order_id is None:  # _precheck refused this already

@@ -38,9 +38,9 @@ from libs.contracts.strategy import (
     SuggestionRejected,
 )
 from libs.contracts.system import TradingResumed, TradingSuspended
+from libs.domain.lifecycle import ORDER_EVENTS
 from services.execution import projection
 from services.execution.projection import OrderBook, OrderRecord
-from services.execution.transitions import ORDER_EVENTS
 
 _ORDER_EVENT_TYPES = tuple(ORDER_EVENTS)
 

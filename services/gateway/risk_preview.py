@@ -25,9 +25,9 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 from libs.contracts.errors import ValidationFailed
 from libs.contracts.risk import RiskBudgetView, WarningLevel
 from libs.contracts.strategy import SuggestionStatus, SuggestionView
+from libs.domain.trident import trident_risk
 from services.gateway.models import TradeRiskValidation
 
-MULTIPLIER = Decimal(100)
 _RATIO = Context(prec=28, rounding=ROUND_HALF_EVEN)
 
 
@@ -41,13 +41,13 @@ def preview(
     """The verdict for executing ``view``'s suggestion at ``custom_credit`` (or mid)."""
     suggestion = view.suggestion
     credit = custom_credit if custom_credit is not None else suggestion.total_mid_credit
-    required = 2 * suggestion.width * MULTIPLIER
-    if credit * MULTIPLIER > required:
+    figures = trident_risk(suggestion.width, credit)
+    if figures.max_risk < 0:
         raise ValidationFailed(
-            f"custom_credit: {credit} exceeds the trade's width (at most {required / 100})",
+            f"custom_credit: {credit} exceeds the trade's width (at most {2 * suggestion.width})",
             field="custom_credit",
         )
-    max_risk = required - credit * MULTIPLIER
+    max_risk = figures.max_risk
     assessment = view.assessment
     tolerance = assessment.tolerance if assessment is not None else budget.base_tolerance
     available = budget.tradeable_capital * tolerance
@@ -86,7 +86,7 @@ def preview(
         suggestion_id=suggestion.suggestion_id,
         credit=credit,
         max_risk=max_risk,
-        max_profit=credit * MULTIPLIER,
+        max_profit=figures.max_profit,
         available_risk=available,
         used_risk=used,
         remaining_risk=remaining,

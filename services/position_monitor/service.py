@@ -98,6 +98,7 @@ from libs.contracts.system import (
     NotificationTopic,
     TradingSuspended,
 )
+from libs.domain.money import debit_limit
 from libs.runtime.clock import Clock
 from libs.runtime.following import FollowingService
 from libs.runtime.runner import HealthReport, ServiceContext
@@ -113,7 +114,6 @@ from services.position_monitor.core import (
     WorkingExit,
     attention_notice,
     close_by_fill,
-    debit_limit,
     diff_broker_positions,
     exit_decision,
     is_new_finding,

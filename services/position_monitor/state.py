@@ -25,14 +25,9 @@ from libs.contracts.account import AccountLinked, AccountSettings, AccountSettin
 from libs.contracts.envelope import Event
 from libs.contracts.execution import (
     LegFill,
-    OrderAccepted,
-    OrderCancelled,
-    OrderExpired,
     OrderFilled,
     OrderPartiallyFilled,
     OrderPurpose,
-    OrderRejected,
-    OrderReplaced,
     OrderStatus,
     OrderSubmitted,
 )
@@ -44,6 +39,7 @@ from libs.contracts.positions import (
 )
 from libs.contracts.strategy import SpreadKind
 from libs.contracts.system import NotificationRequested, NotificationTopic
+from libs.domain.lifecycle import status_of
 from services.position_monitor import projection
 from services.position_monitor.core import WorkingExit
 from services.position_monitor.projection import PositionBook, PositionRecord, SpreadRecord
@@ -82,18 +78,6 @@ class ExitOrder:
     def working(self) -> WorkingExit:
         """The core's view of it."""
         return WorkingExit(self.order_id, self.purpose, self.limit_price)
-
-
-_STATUS: dict[type[Event], OrderStatus] = {
-    OrderSubmitted: OrderStatus.SUBMITTED,
-    OrderAccepted: OrderStatus.WORKING,
-    OrderPartiallyFilled: OrderStatus.PARTIALLY_FILLED,
-    OrderFilled: OrderStatus.FILLED,
-    OrderCancelled: OrderStatus.CANCELLED,
-    OrderRejected: OrderStatus.REJECTED,
-    OrderExpired: OrderStatus.EXPIRED,
-    OrderReplaced: OrderStatus.REPLACED,
-}
 
 
 _EMPTY = PositionBook()
@@ -139,7 +123,7 @@ class MonitorState:
                 )
         elif isinstance(event, OrderSubmitted):
             self._submitted(account, event)
-        elif type(event) in _STATUS:
+        elif status_of(event) is not None:
             self._order_event(event)
         elif isinstance(event, PositionNeedsAttention):
             self._attention(event)
@@ -181,9 +165,13 @@ class MonitorState:
     def _order_event(self, event: Event) -> None:
         order_id: UUID = getattr(event, "order_id")  # noqa: B009 - every order event has one
         known = self.exits.get(order_id)
-        if known is None or (known.status is not None and known.status.is_terminal):
+        status = status_of(event)
+        if (
+            known is None
+            or status is None
+            or (known.status is not None and known.status.is_terminal)
+        ):
             return  # not an exit, or already ended (a late copy changes nothing)
-        status = _STATUS[type(event)]
         fills = known.fills
         if isinstance(event, OrderFilled | OrderPartiallyFilled):
             fills = event.legs

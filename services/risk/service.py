@@ -34,7 +34,7 @@ from nats.aio.msg import Msg
 
 from libs.broker.adapter import BrokerAdapter
 from libs.broker.credentials import VaultCredentials
-from libs.broker.models import DryRunResult, OrderRequest
+from libs.broker.models import DryRunResult
 from libs.broker.settings import BrokerSettings
 from libs.broker.vault import CredentialsVault
 from libs.contracts.base import Underlying
@@ -66,6 +66,8 @@ from libs.contracts.strategy import (
     SuggestionRejected,
 )
 from libs.contracts.subjects import market_subject
+from libs.domain.orders import OrderRequest
+from libs.domain.trident import opening_order_request, trident_risk_at_order_price
 from libs.runtime.bus import MARKET_STREAM
 from libs.runtime.clock import Clock
 from libs.runtime.following import FollowingService
@@ -78,10 +80,8 @@ from services.risk.core import (
     budget_view,
     check,
     reserve,
-    trident_risk_at_order_price,
 )
 from services.risk.metrics import RiskBudgetCollector
-from services.risk.orders import opening_order
 from services.risk.settings import RiskSettings
 
 SERVICE = "risk"
@@ -397,7 +397,15 @@ class RiskService(FollowingService):
         )
         reservation_id = new_event_id()
         if reservation.passed:
-            request = opening_order(suggestion, event.limit_credit, reservation_id)
+            try:
+                # The very request execution will place under this reservation.
+                request = opening_order_request(
+                    suggestion, event.limit_credit, reservation_id=reservation_id
+                )
+            except ValueError as exc:
+                return self._failed(
+                    event, ErrorKind.VALIDATION_ERROR, str(exc), reservation.check.assessment
+                )
             try:
                 result = await self._dry_run(event.account_id, request)
             except SenexError as exc:

@@ -68,6 +68,7 @@ from libs.contracts.strategy import (
     SuggestionGenerated,
     SuggestionStatus,
 )
+from libs.domain.orders import opening_order_id
 from libs.eventlog.migrate import migrate
 from libs.eventlog.verify import verify_chain
 from libs.runtime.bus import BUSINESS_STREAM, Bus
@@ -78,7 +79,7 @@ from libs.runtime.servers import ServerProcess
 from libs.runtime.settings import Settings
 from libs.runtime.settings import TradingMode as SystemMode
 from services.audit.service import AuditService
-from services.execution.core import opening_order_id, position_id_for
+from services.execution.core import position_id_for
 from services.execution.projection import ORDERS
 from services.execution.service import ExecutionService
 from services.execution.settings import ExecutionSettings

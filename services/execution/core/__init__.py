@@ -4,11 +4,7 @@ No I/O, no clock reads: inputs in, decisions out. The shell (`services.execution
 wires NATS, the broker adapter and the clock to these functions.
 """
 
-from services.execution.core.ids import (
-    opening_order_id,
-    position_id_for,
-    profit_target_order_id,
-)
+from services.execution.core.ids import position_id_for, profit_target_order_id
 from services.execution.core.orders import (
     InvalidOrder,
     OrderSpec,
@@ -25,7 +21,6 @@ from services.execution.core.positions import (
     profit_target_debit,
     profit_targets,
 )
-from services.execution.core.pricing import TICK, marketable
 from services.execution.core.reports import (
     Accepted,
     Cancelled,
@@ -39,7 +34,6 @@ from services.execution.core.reports import (
 from services.execution.core.retry import RetryPolicy, Step, StepAction
 
 __all__ = [
-    "TICK",
     "Accepted",
     "Cancelled",
     "ExitPlan",
@@ -58,9 +52,7 @@ __all__ = [
     "entry_credit",
     "exit_order",
     "lifecycle_facts",
-    "marketable",
     "opening_order",
-    "opening_order_id",
     "plan_position",
     "position_id_for",
     "profit_target_debit",

@@ -17,19 +17,16 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from libs.broker.client_tags import client_tag_for
-from libs.broker.models import OrderRequest
 from libs.contracts.execution import (
-    OrderAction,
     OrderLeg,
     OrderPurpose,
     TimeInForce,
     check_order_shape,
-    opening_legs,
 )
 from libs.contracts.strategy import SpreadKind, Suggestion
-from libs.contracts.symbols import OccSymbol
-from services.execution.core.pricing import TICK, marketable
+from libs.domain.money import TICK, is_on_tick, marketable
+from libs.domain.orders import OrderRequest, client_tag_for, opening_order_id
+from libs.domain.trident import opening_order_request
 
 
 class InvalidOrder(ValueError):
@@ -97,7 +94,7 @@ def check_limit_order(spec: OrderSpec) -> OrderSpec:
     except ValueError as exc:
         raise InvalidOrder(str(exc)) from None
     price = spec.limit_price
-    if not price.is_finite() or price != price.quantize(TICK):
+    if not is_on_tick(price):
         raise InvalidOrder(f"limit price {price} is not on the {TICK} tick")
     if spec.purpose is OrderPurpose.OPEN and price <= 0:
         raise InvalidOrder(f"an opening order's limit is a positive credit, got {price}")
@@ -107,39 +104,28 @@ def check_limit_order(spec: OrderSpec) -> OrderSpec:
 
 
 def opening_order(
-    suggestion: Suggestion, limit_credit: Decimal, *, order_id: UUID, reservation_id: UUID
+    suggestion: Suggestion, limit_credit: Decimal, *, reservation_id: UUID
 ) -> OrderSpec:
-    """The DAY limit order opening ``suggestion`` at ``limit_credit`` (order-price units).
+    """The opening order of ``suggestion`` reserved under ``reservation_id``.
 
-    The approval's credit is already per unit of the leg ratio; it is rounded down to
-    the tick (asking less credit is the marketable direction).
+    Built from `opening_order_request`, the very request risk's dry run checked: its
+    legs, tick-rounded price, time in force and client tag (from `opening_order_id`).
     """
-    if not limit_credit.is_finite() or limit_credit <= 0:
-        raise InvalidOrder(f"an opening order's limit is a positive credit, got {limit_credit}")
-    price = marketable(limit_credit)
-    if price <= 0:
-        raise InvalidOrder(f"limit credit {limit_credit} rounds to {price}: nothing to collect")
+    try:
+        request = opening_order_request(suggestion, limit_credit, reservation_id=reservation_id)
+    except ValueError as exc:
+        raise InvalidOrder(str(exc)) from None
     return check_limit_order(
         OrderSpec(
-            order_id=order_id,
+            order_id=opening_order_id(reservation_id),
             purpose=OrderPurpose.OPEN,
-            underlying=suggestion.underlying,
-            legs=opening_legs(suggestion),
-            limit_price=price,
-            time_in_force=TimeInForce.DAY,
+            underlying=request.underlying,
+            legs=request.legs,
+            limit_price=request.limit_price,
+            time_in_force=request.time_in_force,
             suggestion_id=suggestion.suggestion_id,
             reservation_id=reservation_id,
         )
-    )
-
-
-def closing_legs(
-    short_symbol: OccSymbol, long_symbol: OccSymbol, quantity: int = 1
-) -> tuple[OrderLeg, OrderLeg]:
-    """Buy back the short leg, sell the long leg: a closing order can never open legs."""
-    return (
-        OrderLeg(symbol=short_symbol, action=OrderAction.BUY_TO_CLOSE, quantity=quantity),
-        OrderLeg(symbol=long_symbol, action=OrderAction.SELL_TO_CLOSE, quantity=quantity),
     )
 
 

@@ -21,11 +21,10 @@ from libs.contracts.execution import LegFill, OrderAction, OrderLeg, OrderPurpos
 from libs.contracts.positions import PositionSpread
 from libs.contracts.strategy import PROFIT_TARGETS, SpreadKind
 from libs.contracts.symbols import OccSymbol, OptionType
+from libs.domain.money import TICK, marketable
+from libs.domain.trident import closing_legs, trident_risk
 from services.execution.core.ids import profit_target_order_id
-from services.execution.core.orders import InvalidOrder, OrderSpec, closing_legs, exit_order
-from services.execution.core.pricing import TICK, marketable
-
-_HUNDRED = Decimal(100)
+from services.execution.core.orders import InvalidOrder, OrderSpec, exit_order
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +117,7 @@ def plan_position(legs: Sequence[OrderLeg], fills: Sequence[LegFill]) -> Positio
     width = widths.pop()
     total = sum((s.entry_credit * s.quantity for s in spreads), Decimal(0))
     # Both put spreads lose together (same strikes); at expiry only one side can lose.
-    at_risk = 2 * width * per_spread * _HUNDRED - total * _HUNDRED
+    at_risk = trident_risk(width, total, quantity=per_spread).max_risk
     return PositionPlan(
         underlying=short_put.symbol.contract.root,
         expiration=short_put.symbol.contract.expiration,

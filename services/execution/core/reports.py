@@ -76,7 +76,7 @@ def lifecycle_facts(
 ) -> tuple[Fact, ...]:
     """What ``report`` adds to an order now at ``status`` with ``recorded_fills``.
 
-    Every returned sequence is allowed by `services.execution.transitions` from
+    Every returned sequence is allowed by `libs.domain.lifecycle` from
     ``status``: an acceptance first (when still SUBMITTED and not refused), then new
     fills, then the terminal fact.
     """

@@ -30,17 +30,6 @@ from libs.contracts.account import BalanceUpdated
 from libs.contracts.base import AccountId, PositiveMoney, Underlying
 from libs.contracts.envelope import Event
 from libs.contracts.errors import ErrorKind, SenexError
-from libs.contracts.execution import (
-    OrderAccepted,
-    OrderCancelled,
-    OrderExpired,
-    OrderFilled,
-    OrderPartiallyFilled,
-    OrderRejected,
-    OrderReplaced,
-    OrderStatus,
-    OrderSubmitted,
-)
 from libs.contracts.market import QuoteReceived
 from libs.contracts.positions import (
     ExitOrderPlaced,
@@ -61,6 +50,7 @@ from libs.contracts.strategy import (
 )
 from libs.contracts.symbols import MarketSymbol
 from libs.contracts.system import NotificationRequested, TradingResumed, TradingSuspended
+from libs.domain.lifecycle import status_of
 
 #: Symbols one subscribe/unsubscribe message may name.
 MAX_SYMBOLS_PER_MESSAGE = 100
@@ -276,16 +266,6 @@ _SUGGESTION_STATUS: dict[type[Event], str] = {
     SuggestionRejected: "REJECTED",
     SuggestionExpired: "EXPIRED",
 }
-_ORDER_STATUS: dict[type[Event], OrderStatus] = {
-    OrderSubmitted: OrderStatus.SUBMITTED,
-    OrderAccepted: OrderStatus.WORKING,
-    OrderPartiallyFilled: OrderStatus.PARTIALLY_FILLED,
-    OrderFilled: OrderStatus.FILLED,
-    OrderRejected: OrderStatus.REJECTED,
-    OrderCancelled: OrderStatus.CANCELLED,
-    OrderExpired: OrderStatus.EXPIRED,
-    OrderReplaced: OrderStatus.REPLACED,
-}
 _POSITION_EVENTS: tuple[type[Event], ...] = (
     PositionOpened,
     ExitOrderPlaced,
@@ -333,9 +313,10 @@ def outgoing(event: Event) -> Outgoing | None:
         message["status"] = "PENDING"
         message["risk_check_passed"] = isinstance(event, RiskCheckPassed)
         return Outgoing(message)
-    if cls in _ORDER_STATUS:
+    order_status = status_of(event)
+    if order_status is not None:
         message = _base(Push.ORDER, event)
-        message["status"] = _ORDER_STATUS[cls].value
+        message["status"] = order_status.value
         return Outgoing(message)
     if isinstance(event, PositionUpdated):
         message = _base(Push.POSITION, event)

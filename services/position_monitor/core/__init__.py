@@ -51,7 +51,6 @@ from services.position_monitor.core.notify import (
     notice,
     spread_closed_notice,
 )
-from services.position_monitor.core.pricing import MULTIPLIER, TICK, closing_legs, debit_limit
 from services.position_monitor.core.sync import (
     AppPosition,
     BrokerSyncDiff,
@@ -80,11 +79,9 @@ __all__ = [
     "CLOSE_REASONS",
     "DAILY_RUN",
     "HALF_DAY_RUN",
-    "MULTIPLIER",
     "ROUTES",
     "STOP_LOSS_MULTIPLE",
     "STOP_LOSS_REPRICE_INTERVAL",
-    "TICK",
     "TIME_EXIT_DTE",
     "TIME_EXIT_LADDER",
     "VALUATION_INTERVAL",
@@ -109,10 +106,8 @@ __all__ = [
     "attention_notice",
     "channels_for",
     "close_by_fill",
-    "closing_legs",
     "daily_run_time",
     "days_to_expiration",
-    "debit_limit",
     "diff_broker_positions",
     "exit_decision",
     "exit_order_id",

@@ -40,17 +40,12 @@ from libs.contracts.execution import (
 )
 from libs.contracts.positions import CloseReason, PositionSpread
 from libs.contracts.strategy import SpreadKind
+from libs.domain.money import TICK, debit_limit, is_on_tick, money, percent
+from libs.domain.trident import closing_legs
 from libs.runtime.clock import NEW_YORK, require_aware
 from libs.runtime.market_hours import is_half_day, is_session, ny_date
 from services.position_monitor.core.errors import InvalidExit, InvalidFill
 from services.position_monitor.core.ids import exit_order_id
-from services.position_monitor.core.pricing import (
-    TICK,
-    closing_legs,
-    debit_limit,
-    money,
-    percent,
-)
 from services.position_monitor.core.valuation import SpreadValue, realized_pnl
 
 #: Stop loss when the closing cost at mid reaches this multiple of the entry credit.
@@ -128,12 +123,12 @@ def exit_decision(
     """
     if not purpose.is_exit:
         raise InvalidExit("an exit order's purpose is not OPEN")
-    legs = closing_legs(spread)
+    legs = closing_legs(spread.short_symbol, spread.long_symbol, spread.quantity)
     try:
         check_order_shape(purpose, legs, TimeInForce.GTC)
     except ValueError as exc:
         raise InvalidExit(str(exc)) from exc
-    if not limit_price.is_finite() or limit_price != limit_price.quantize(TICK):
+    if not is_on_tick(limit_price):
         raise InvalidExit(f"limit price {limit_price} is not on the {TICK} tick")
     if limit_price >= 0:
         raise InvalidExit(f"closing a credit spread is a debit (negative price), got {limit_price}")

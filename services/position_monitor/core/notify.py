@@ -17,9 +17,9 @@ from uuid import UUID
 
 from libs.contracts.positions import AttentionReason, CloseReason
 from libs.contracts.system import NotificationChannel, NotificationTopic, Severity
+from libs.domain.money import money
 from services.position_monitor.core.exits import SpreadClose
 from services.position_monitor.core.ids import notification_id
-from services.position_monitor.core.pricing import money
 
 _E = NotificationChannel.EMAIL
 _B = NotificationChannel.BANNER

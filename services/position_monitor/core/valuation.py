@@ -18,10 +18,10 @@ from typing import Any
 from libs.contracts.market import Quote
 from libs.contracts.positions import PositionSpread, SpreadMark
 from libs.contracts.strategy import SpreadKind
+from libs.domain.money import dollars
 from libs.runtime.clock import require_aware
 from libs.runtime.market_hours import ny_date
 from services.position_monitor.core.errors import MissingQuote
-from services.position_monitor.core.pricing import MULTIPLIER
 
 #: Positions and P&L are published at most this often per position (DOMAIN.md 8).
 VALUATION_INTERVAL = timedelta(seconds=10)
@@ -35,12 +35,12 @@ def days_to_expiration(expiration: date, now: datetime) -> int:
 
 def unrealized_pnl(entry_credit: Decimal, closing_cost: Decimal, quantity: int) -> Decimal:
     """(Entry credit - closing cost) x 100 x quantity, in dollars."""
-    return (entry_credit - closing_cost) * MULTIPLIER * quantity
+    return dollars(entry_credit - closing_cost, quantity)
 
 
 def realized_pnl(entry_credit: Decimal, exit_debit: Decimal, quantity: int) -> Decimal:
     """(Entry credit - exit debit) x 100 x quantity, in dollars."""
-    return (entry_credit - exit_debit) * MULTIPLIER * quantity
+    return dollars(entry_credit - exit_debit, quantity)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,18 +35,9 @@ from services.risk.core.check import (
     warning_gate,
 )
 from services.risk.core.render import risk_json
-from services.risk.core.trident import (
-    MULTIPLIER,
-    TridentRisk,
-    order_unit,
-    total_credit_from_order_price,
-    trident_risk,
-    trident_risk_at_order_price,
-)
 
 __all__ = [
     "BASE_TOLERANCE",
-    "MULTIPLIER",
     "STRESS_FACTOR",
     "TOLERANCE_CAP",
     "WARNING_THRESHOLDS",
@@ -59,18 +50,13 @@ __all__ = [
     "Failure",
     "Reservation",
     "RiskCheck",
-    "TridentRisk",
     "budget_view",
     "check",
-    "order_unit",
     "parse_template",
     "reserve",
     "risk_json",
     "severity",
     "tolerance",
-    "total_credit_from_order_price",
-    "trident_risk",
-    "trident_risk_at_order_price",
     "utilisation",
     "warning_gate",
     "warning_level",

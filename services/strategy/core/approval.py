@@ -10,28 +10,11 @@ $0.01 tick: a lower credit is the more marketable order.
 
 from __future__ import annotations
 
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 from libs.contracts.errors import NoCredit, ValidationFailed
-
-#: The option tick for QQQ and SPY.
-TICK = Decimal("0.01")
-_CENT = Decimal("0.01")
-
-
-def price_unit(includes_call_spread: bool) -> int:
-    """Leg-ratio GCD of the order: 1 for 2:2:1:1, 2 for 2:2 (no call spread)."""
-    return 1 if includes_call_spread else 2
-
-
-def to_order_price(total_credit: Decimal, includes_call_spread: bool) -> Decimal:
-    """A total credit (per share) in order units, unrounded."""
-    return total_credit / price_unit(includes_call_spread)
-
-
-def round_credit(price: Decimal) -> Decimal:
-    """Down to the tick (toward the more marketable credit)."""
-    return price.quantize(TICK, rounding=ROUND_FLOOR)
+from libs.domain.money import TICK, marketable
+from libs.domain.trident import to_order_price
 
 
 def _positive(price: Decimal, what: str) -> Decimal:
@@ -63,7 +46,9 @@ def manual_limit(
         )
     total = total_mid_credit if custom_credit is None else custom_credit
     what = "mid credit" if custom_credit is None else f"custom credit {custom_credit}"
-    return _positive(round_credit(to_order_price(total, includes_call_spread)), what)
+    return _positive(
+        marketable(to_order_price(total, includes_call_spread=includes_call_spread)), what
+    )
 
 
 def automatic_limit(
@@ -79,9 +64,9 @@ def automatic_limit(
     """
     if offset_cents < 0:
         raise ValueError("offset_cents must not be negative")
-    mid = to_order_price(total_mid_credit, includes_call_spread)
-    natural = to_order_price(total_natural_credit, includes_call_spread)
-    conceded = mid - offset_cents * _CENT
+    mid = to_order_price(total_mid_credit, includes_call_spread=includes_call_spread)
+    natural = to_order_price(total_natural_credit, includes_call_spread=includes_call_spread)
+    conceded = mid - offset_cents * TICK
     # A crossed market (natural above mid) leaves nothing to concede toward.
     floor = min(natural, mid)
-    return _positive(round_credit(max(conceded, floor)), "automatic credit")
+    return _positive(marketable(max(conceded, floor)), "automatic credit")

@@ -15,6 +15,7 @@ from libs.contracts.execution import OrderAction
 from libs.contracts.market import BollingerBands, Greeks
 from libs.contracts.strategy import SkipReason
 from libs.contracts.symbols import OccSymbol, OptionType
+from libs.domain.trident import trident_risk
 from libs.indicators.bands import (
     StressDetector,
     band_position,
@@ -25,7 +26,6 @@ from services.strategy.core.pricing import (
     Credit,
     PricedLeg,
     position_greeks,
-    risk_figures,
     total_credit,
 )
 from services.strategy.core.snapshot import ChainExpiration, OpenPosition, Snapshot
@@ -222,7 +222,7 @@ def decide(
     put_credit = Credit.of_spread(legs[0], legs[1])
     call_credit = Credit.of_spread(legs[2], legs[3]) if include_calls else Credit.zero()
     total = total_credit(put_credit, call_credit)
-    figures = risk_figures(width, total.mid)
+    figures = trident_risk(width, total.mid)
     dte = days_to_expiration(today, choice.expiration)
     rate = snapshot.risk_free_rate if snapshot.risk_free_rate is not None else risk_free_rate
     greeks = position_greeks(legs, price, dte, rate)

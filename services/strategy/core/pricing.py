@@ -1,4 +1,5 @@
-"""Leg prices, spread credits, risk figures and position Greeks (DOMAIN.md 3-4).
+"""Leg prices, spread credits and position Greeks (DOMAIN.md 3-4); risk figures are
+`libs.domain.trident`'s.
 
 Money is exact: a mid is (bid + ask) / 2 without rounding (at most half a cent finer
 than the quotes), credits and risk are sums and products of those, so no rounding is
@@ -24,8 +25,8 @@ from vollib.black_scholes.implied_volatility import implied_volatility
 from libs.contracts.execution import OrderAction
 from libs.contracts.market import Greeks
 from libs.contracts.symbols import OccSymbol, OptionType
+from libs.domain.money import MULTIPLIER
 
-MULTIPLIER = Decimal(100)
 DAYS_PER_YEAR = 365
 _GREEK_PLACES = Decimal("0.0001")
 
@@ -69,30 +70,11 @@ class Credit:
         return cls(short.bid - long.ask, short.mid - long.mid)
 
 
-@dataclass(frozen=True, slots=True)
-class RiskFigures:
-    """Dollar figures of a trident at a total credit (DOMAIN.md 4)."""
-
-    max_profit: Decimal
-    max_risk: Decimal
-    required_capital: Decimal
-
-
 def total_credit(put_spread: Credit, call_spread: Credit) -> Credit:
     """2 x put spread credit + call spread credit (zero when omitted)."""
     return Credit(
         2 * put_spread.natural + call_spread.natural,
         2 * put_spread.mid + call_spread.mid,
-    )
-
-
-def risk_figures(width: Decimal, total_mid_credit: Decimal) -> RiskFigures:
-    """Max profit = credit x 100; max risk = 2W x 100 - credit x 100; capital = 2W x 100."""
-    required = 2 * width * MULTIPLIER
-    return RiskFigures(
-        max_profit=total_mid_credit * MULTIPLIER,
-        max_risk=required - total_mid_credit * MULTIPLIER,
-        required_capital=required,
     )
 
 

@@ -13,8 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from libs.broker.adapter import BrokerAdapter, StaticCredentials
-from libs.broker.client_tags import client_tag_for
-from libs.broker.models import BrokerCredentials, BrokerOrder, OrderRequest, RateSource
+from libs.broker.models import BrokerCredentials, BrokerOrder, RateSource
 from libs.broker.settings import BrokerSettings
 from libs.contracts.errors import (
     ApiError,
@@ -27,6 +26,7 @@ from libs.contracts.errors import (
 )
 from libs.contracts.execution import OrderAction, OrderLeg, OrderStatus, TimeInForce
 from libs.contracts.symbols import OccSymbol
+from libs.domain.orders import OrderRequest, client_tag_for
 from libs.runtime.settings import TradingMode
 from services.simulator.customers import (
     DEFAULT_ACCOUNT_NUMBER,

@@ -26,10 +26,10 @@ import pytest
 from libs.broker.adapter import BrokerAdapter, StaticCredentials
 from libs.contracts.execution import OrderAccepted, OrderFilled, OrderSubmitted
 from libs.contracts.positions import ExitOrderPlaced, PositionOpened
+from libs.domain.orders import opening_order_id
 from libs.runtime.bus import Bus
 from libs.runtime.clock import ManualClock
 from libs.runtime.servers import ServerProcess
-from services.execution.core import opening_order_id
 from services.simulator.server import SimulatorServer
 from tests.integration.execution.harness import (
     ACCOUNT,

@@ -43,10 +43,11 @@ from libs.contracts.positions import (
 )
 from libs.contracts.strategy import SpreadKind
 from libs.contracts.system import TradingResumed, TradingSuspended
+from libs.domain.orders import opening_order_id
 from libs.runtime.bus import Bus
 from libs.runtime.clock import ManualClock
 from libs.runtime.servers import ServerProcess
-from services.execution.core import opening_order_id, position_id_for
+from services.execution.core import position_id_for
 from services.simulator.server import SimulatorServer
 from tests.integration.execution.harness import (
     ACCOUNT,

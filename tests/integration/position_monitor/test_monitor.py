@@ -47,9 +47,10 @@ from libs.contracts.positions import (
 )
 from libs.contracts.strategy import SpreadKind
 from libs.contracts.system import NotificationRequested, NotificationTopic
+from libs.domain.orders import opening_order_id
 from libs.eventlog.verify import verify_chain
 from libs.runtime.clock import NEW_YORK
-from services.execution.core import opening_order_id, position_id_for
+from services.execution.core import position_id_for
 from services.position_monitor.projection import POSITIONS
 from tests.integration.execution.harness import ACCOUNT, control
 from tests.integration.position_monitor.harness import RECIPIENT, World, running_world, until

@@ -29,7 +29,6 @@ from libs.contracts.execution import (
     OrderPurpose,
     OrderSubmitted,
     TimeInForce,
-    opening_legs,
 )
 from libs.contracts.market import Quote
 from libs.contracts.risk import (
@@ -43,6 +42,7 @@ from libs.contracts.risk import (
     WarningLevel,
 )
 from libs.contracts.strategy import Suggestion
+from libs.domain.trident import opening_legs
 from libs.indicators.bands import band_position, bollinger
 from libs.runtime.bus import Bus
 from libs.runtime.clock import ManualClock

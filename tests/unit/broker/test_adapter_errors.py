@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from libs.broker.adapter import BrokerAdapter, StaticCredentials
-from libs.broker.models import BrokerCredentials, OrderRequest, RateSource
+from libs.broker.models import BrokerCredentials, RateSource
 from libs.broker.settings import BrokerSettings
 from libs.contracts.errors import (
     ApiError,
@@ -27,6 +27,7 @@ from libs.contracts.errors import (
 )
 from libs.contracts.execution import OrderAction, OrderLeg, TimeInForce
 from libs.contracts.symbols import OccSymbol
+from libs.domain.orders import OrderRequest
 from libs.runtime.settings import TradingMode
 from tests.unit.broker import wire
 

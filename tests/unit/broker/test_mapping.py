@@ -23,10 +23,10 @@ from libs.broker.mapping import (
     percent_from_broker,
     position_from_sdk,
 )
-from libs.broker.models import OrderRequest
 from libs.contracts.errors import ValidationFailed
 from libs.contracts.execution import OrderAction, OrderLeg, OrderStatus, TimeInForce
 from libs.contracts.symbols import OccSymbol
+from libs.domain.orders import OrderRequest
 from tests.unit.broker import wire
 
 PUT = OccSymbol(wire.PUT)

@@ -11,20 +11,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tastytrade.order import OrderType
 
-from libs.broker.client_tags import client_tag_for
 from libs.broker.mapping import order_to_sdk
 from libs.contracts.execution import OrderAction, OrderPurpose, TimeInForce
 from libs.contracts.strategy import SpreadKind, Suggestion
+from libs.domain.orders import client_tag_for, opening_order_id
+from libs.domain.trident import closing_legs
 from services.execution.core import (
     InvalidOrder,
     OrderSpec,
     check_limit_order,
     exit_order,
     opening_order,
-    opening_order_id,
     replacement_order,
 )
-from services.execution.core.orders import closing_legs
 from tests.unit.contracts.strategies import suggestions
 from tests.unit.execution import builders
 from tests.unit.execution.builders import LONG_PUT, SHORT_PUT, TRIDENT_LEGS
@@ -34,9 +33,7 @@ D = Decimal
 
 def _opening(suggestion: Suggestion, credit: Decimal) -> OrderSpec:
     reservation = uuid4()
-    return opening_order(
-        suggestion, credit, order_id=opening_order_id(reservation), reservation_id=reservation
-    )
+    return opening_order(suggestion, credit, reservation_id=reservation)
 
 
 @given(suggestion=suggestions(), credit=st.decimals(min_value=D("0.01"), max_value=D(100)))

@@ -20,8 +20,9 @@ from libs.contracts.execution import (
     check_order_shape,
 )
 from libs.contracts.strategy import Suggestion
+from libs.domain.lifecycle import next_status
+from libs.domain.money import TICK, marketable
 from services.execution.core import (
-    TICK,
     Accepted,
     Cancelled,
     Expired,
@@ -29,7 +30,6 @@ from services.execution.core import (
     OrderSpec,
     Rejected,
     Replaced,
-    marketable,
     opening_order,
     plan_position,
     profit_target_debit,
@@ -37,7 +37,6 @@ from services.execution.core import (
     replacement_order,
 )
 from services.execution.core import lifecycle_facts as facts_of
-from services.execution.transitions import next_status
 from tests.unit.contracts.strategies import suggestions
 from tests.unit.execution.builders import AT, TRIDENT_LEGS, fill, report
 
@@ -64,9 +63,7 @@ def assert_valid_limit_order(spec: OrderSpec) -> None:
 
 @given(suggestion=suggestions(), credit=credits)
 def test_every_opening_is_a_valid_limit_order(suggestion: Suggestion, credit: Decimal) -> None:
-    assert_valid_limit_order(
-        opening_order(suggestion, credit, order_id=uuid4(), reservation_id=uuid4())
-    )
+    assert_valid_limit_order(opening_order(suggestion, credit, reservation_id=uuid4()))
 
 
 @given(short_put=prices, long_put=prices, short_call=prices, long_call=prices, calls=st.booleans())

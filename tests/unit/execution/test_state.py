@@ -27,7 +27,7 @@ def env() -> dict[str, Any]:
 
 
 def submitted() -> OrderSubmitted:
-    spec = opening_order(suggestion(), D("2.50"), order_id=uuid4(), reservation_id=uuid4())
+    spec = opening_order(suggestion(), D("2.50"), reservation_id=uuid4())
     return OrderSubmitted(**env(), **spec.submitted_fields())
 
 

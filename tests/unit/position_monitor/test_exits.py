@@ -12,6 +12,7 @@ import pytest
 from libs.contracts.execution import LegFill, OrderAction, OrderPurpose, TimeInForce
 from libs.contracts.positions import CloseReason, ExitOrderPlaced, SpreadClosed
 from libs.contracts.strategy import SpreadKind
+from libs.domain.money import debit_limit
 from libs.runtime.clock import NEW_YORK
 from services.position_monitor.core import (
     InvalidExit,
@@ -19,7 +20,6 @@ from services.position_monitor.core import (
     WorkingExit,
     close_by_fill,
     daily_run_time,
-    debit_limit,
     exit_decision,
     latest_run_day,
     next_run_after,

@@ -13,12 +13,11 @@ from libs.contracts.execution import OrderPurpose, TimeInForce, check_order_shap
 from libs.contracts.market import Quote
 from libs.contracts.positions import AttentionReason, PositionSpread
 from libs.contracts.strategy import SpreadKind
+from libs.domain.money import TICK, debit_limit
 from services.position_monitor.core import (
-    TICK,
     AppPosition,
     ExitDecision,
     WorkingExit,
-    debit_limit,
     diff_broker_positions,
     plan_stop_loss,
     plan_time_exit,

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from libs.contracts.envelope import Event, new_event_id
 from libs.contracts.errors import ErrorKind
 from libs.contracts.execution import CancelReason, OrderAction, OrderStatus
+from libs.domain.lifecycle import is_allowed, next_status
 from services.execution.projection import ORDERS, OrderBook, apply
-from services.execution.transitions import is_allowed, next_status
 from tests.integration.replay.scenario import CALL_592, PUT_589, PUT_592, Script
 
 ACCOUNT = "5WT00001"

@@ -7,14 +7,14 @@ import itertools
 import pytest
 
 from libs.contracts.execution import OrderStatus
-from services.execution.projection import ORDERS
-from services.execution.transitions import (
+from libs.domain.lifecycle import (
     ORDER_EVENTS,
     TRANSITIONS,
     InvalidTransition,
     is_allowed,
     next_status,
 )
+from services.execution.projection import ORDERS
 
 S = OrderStatus
 #: Every allowed move, from the lifecycle in services/execution/transitions.py's docstring.

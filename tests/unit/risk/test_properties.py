@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from libs.contracts.risk import RiskTemplate
+from libs.domain.trident import total_credit_from_order_price, trident_risk
 from services.risk.core import (
     AccountRisk,
     Budget,
@@ -15,8 +16,6 @@ from services.risk.core import (
     reserve,
     severity,
     tolerance,
-    total_credit_from_order_price,
-    trident_risk,
     warning_level,
 )
 
@@ -132,21 +131,3 @@ def test_order_price_round_trip_and_risk_identity(
     assert credit == (price if includes_call_spread else 2 * price)
     r = trident_risk(width, credit)
     assert r.max_risk + r.max_profit == r.required_capital == 2 * width * 100
-
-
-@given(
-    width=st.sampled_from([Decimal(3), Decimal(5), Decimal(7), Decimal(9)]),
-    credit=st.decimals(min_value=Decimal(0), max_value=Decimal(18), places=3),
-)
-def test_risk_and_strategy_cores_agree_on_a_tridents_risk(width: Decimal, credit: Decimal) -> None:
-    """Two services compute max risk on their own; they must never disagree."""
-    from services.risk.core import trident_risk
-    from services.strategy.core.pricing import risk_figures
-
-    risk = trident_risk(width, credit)
-    strategy = risk_figures(width, credit)
-    assert (risk.max_risk, risk.max_profit, risk.required_capital) == (
-        strategy.max_risk,
-        strategy.max_profit,
-        strategy.required_capital,
-    )

@@ -9,20 +9,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from libs.contracts.errors import NoCredit, ValidationFailed
-from services.strategy.core.approval import (
-    TICK,
-    automatic_limit,
-    manual_limit,
-    price_unit,
-    round_credit,
-)
+from libs.domain.money import TICK
+from libs.domain.money import marketable as round_credit
+from libs.domain.trident import order_unit
+from services.strategy.core.approval import automatic_limit, manual_limit
+
+
+def price_unit(calls: bool) -> int:
+    return order_unit(includes_call_spread=calls)
+
 
 D = Decimal
-
-
-def test_the_price_unit_is_the_leg_ratio_gcd() -> None:
-    assert price_unit(includes_call_spread=True) == 1  # 2:2:1:1
-    assert price_unit(includes_call_spread=False) == 2  # 2:2
 
 
 def test_with_the_call_spread_the_limit_is_the_total_mid_credit() -> None:

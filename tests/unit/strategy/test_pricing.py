@@ -5,12 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from vollib.black_scholes.greeks.analytical import delta, gamma, theta, vega
 from vollib.black_scholes.implied_volatility import implied_volatility
 
 from services.strategy.core import Snapshot, decide
-from services.strategy.core.pricing import Credit, risk_figures, total_credit
+from services.strategy.core.pricing import Credit, total_credit
 from tests.unit.strategy.builders import FEB_20, chain_rows, snapshot_dict
 
 D = Decimal
@@ -52,14 +51,6 @@ def test_without_calls_total_credit_is_twice_the_put_credit() -> None:
     assert p is not None
     assert p.total_credit == Credit(D("2.00"), D("2.20"))
     assert p.max_risk == 600 - 220
-
-
-@pytest.mark.parametrize("width", [D(3), D(5), D(7), D(9)])
-def test_risk_figures_formulas(width: Decimal) -> None:
-    figures = risk_figures(width, D("1.23"))
-    assert figures.required_capital == 2 * width * 100
-    assert figures.max_profit == D("123.00")
-    assert figures.max_risk == 2 * width * 100 - D("123.00")
 
 
 def test_total_credit_counts_the_put_spread_twice() -> None:

@@ -7,8 +7,8 @@ from uuid import UUID
 
 import pytest
 
-from libs.broker.client_tags import check_client_tag, client_tag_for, decision_id_of
 from libs.contracts.errors import ValidationFailed
+from libs.domain.orders import check_client_tag, client_tag_for, decision_id_of
 
 DECISION = UUID("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
 

@@ -1,4 +1,4 @@
-"""DOMAIN.md 4-5: a trident's figures at a credit, and order prices back to total credit."""
+"""DOMAIN.md 4-5: a Trident's figures at a credit, and order prices back to total credit."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ from decimal import Decimal
 import pytest
 
 from libs.contracts.risk import RiskTemplate
-from services.risk.core import (
-    AccountRisk,
-    Budget,
-    check,
+from libs.domain.trident import (
     order_unit,
     total_credit_from_order_price,
     trident_risk,
     trident_risk_at_order_price,
 )
+from services.risk.core import AccountRisk, Budget, check
 
 D = Decimal
 
@@ -89,3 +87,11 @@ def test_credit_above_twice_the_width_cannot_be_checked() -> None:
     assert r.max_risk < 0
     with pytest.raises(ValueError, match="trade_max_risk cannot be negative"):
         check(Budget(AccountRisk(RiskTemplate.CONSERVATIVE, D(10000))), r.max_risk)
+
+
+@pytest.mark.parametrize("width", [D(3), D(5), D(7), D(9)])
+def test_figures_of_several_tridents(width: Decimal) -> None:
+    r = trident_risk(width, D("2.46"), quantity=2)
+    assert r.required_capital == 2 * width * 100 * 2
+    assert r.max_profit == D("246.00")
+    assert r.max_risk == 4 * width * 100 - D("246.00")

@@ -98,3 +98,25 @@ def next_status(status: OrderStatus | None, event_type: str) -> OrderStatus:
 def is_allowed(status: OrderStatus | None, event_type: str) -> bool:
     """Whether ``event_type`` may follow ``status``."""
     return (status, event_type) in TRANSITIONS
+
+
+#: The status each lifecycle event announces, whatever the status before it (the table
+#: above says whether that move is allowed): what a reader that does not fold the whole
+#: order (a WebSocket message, the monitor's view of its exits) shows.
+_STATUS_OF: Mapping[str, OrderStatus] = MappingProxyType(
+    {
+        _SUBMITTED: OrderStatus.SUBMITTED,
+        _ACCEPTED: OrderStatus.WORKING,
+        _PARTIAL: OrderStatus.PARTIALLY_FILLED,
+        _FILLED: OrderStatus.FILLED,
+        _REJECTED: OrderStatus.REJECTED,
+        _CANCELLED: OrderStatus.CANCELLED,
+        _EXPIRED: OrderStatus.EXPIRED,
+        _REPLACED: OrderStatus.REPLACED,
+    }
+)
+
+
+def status_of(event: Event) -> OrderStatus | None:
+    """The status an order lifecycle event announces; None for any other event."""
+    return _STATUS_OF.get(event.type)

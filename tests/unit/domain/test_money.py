@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.execution.core import marketable
+from libs.domain.money import marketable
 
 D = Decimal
 
