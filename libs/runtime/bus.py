@@ -151,6 +151,8 @@ class Delivery:
 
 #: A consumer's handler; raising makes the message be redelivered (then dead-lettered).
 EventHandler = Callable[[Event, Delivery], Awaitable[None]]
+#: Called with the subject and data of a plain (core NATS) message.
+MessageHandler = Callable[[str, bytes], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -730,6 +732,34 @@ class Bus:
                 self.subscriptions.remove(sub)
             with contextlib.suppress(Exception):  # the connection may be closed or away
                 await sub.unsubscribe()
+
+    # --- plain subscriptions ------------------------------------------------------------
+
+    async def subscribe(self, subject: str, handler: MessageHandler) -> Subscription:
+        """Call ``handler(subject, data)`` for every message on ``subject`` from now on.
+
+        Core NATS, at most once: for readers to whom only the newest message matters
+        (a screen, a cached verdict). ``flush`` before promising the next message.
+        """
+
+        async def deliver(msg: Msg) -> None:
+            await handler(msg.subject, msg.data)
+
+        subscription = await self.nc.subscribe(subject, cb=deliver)
+        self.subscriptions.append(subscription)
+        return subscription
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop a `subscribe` (quietly when the connection is already closing)."""
+        await self.unserve((subscription,))
+
+    async def last_message(self, stream: StreamSpec, subject: str) -> bytes | None:
+        """The data of the newest message on ``subject`` in ``stream``; None when none."""
+        try:
+            raw = await self.js.get_last_msg(stream.name, subject)
+        except nats.js.errors.NotFoundError:
+            return None
+        return raw.data or b""
 
     # --- lifecycle ------------------------------------------------------------------
 

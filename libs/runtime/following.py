@@ -12,6 +12,12 @@ work for only the accounts of the partitions it holds a lease on (`owns`). Lease
 taken when the service starts serving and handed over when replicas come and go
 (`libs.runtime.leases`); a service learns of it through `partition_acquired` and
 `partition_released`.
+
+One consistency rule for every service (docs/decisions/0002-state-is-the-stream-fold.md):
+a service's state is the fold of the business stream, in stream order, and nothing else.
+A service never applies an event it publishes directly; `publish` returns once the fold
+has passed the events just published, so the service reads its own decision next, in
+the order every replica and ``senex replay`` see it.
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ from typing import Any
 from nats.aio.subscription import Subscription
 
 from libs.contracts.commands import Reply
+from libs.contracts.envelope import Event
 from libs.contracts.partitions import PARTITIONED_SERVICES, all_partitions, partition_of
 from libs.runtime.bus import Bus
 from libs.runtime.clock import Clock
 from libs.runtime.connected import ConnectedService
+from libs.runtime.envelopes import Envelopes
 from libs.runtime.follower import Apply, Follower, React
 from libs.runtime.leases import PartitionLeases, default_replica_id
 from libs.runtime.log import get_logger
@@ -62,6 +70,8 @@ class FollowingService:
         self._command_subs: dict[int, list[Subscription]] = {}
         self._owned: frozenset[int] = frozenset() if self.partitioned else all_partitions()
         self._log = get_logger(name)
+        #: Envelope fields of this service's events: ``Event(**self.envelope(account, cause))``.
+        self.envelope = Envelopes(name, lambda: self.clock)
 
     @property
     def clock(self) -> Clock:
@@ -81,6 +91,15 @@ class FollowingService:
         if self._follower is None:
             raise RuntimeError(f"{self.name} is not started")
         return self._follower
+
+    async def publish(self, *events: Event) -> None:
+        """Publish ``events`` (acks in flight together), then wait until the fold has
+        passed them, so the state reads them next (see the module docstring)."""
+        if not events:
+            return
+        acks = await self.bus.publish_many(events)
+        timeout = self._connected.context.settings.fold_timeout_s
+        await self.follower.wait_folded(max(ack.sequence for ack in acks), timeout)
 
     async def connect(self, ctx: ServiceContext) -> None:
         """Take the business clock and connect to the bus and PostgreSQL."""

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     lease_ttl_s: float = Field(default=6.0, ge=1.5, le=300)
     #: Seconds between lease refreshes; at most a third of the ttl.
     lease_tick_s: float = Field(default=1.0, ge=0.1, le=100)
+    #: Seconds a service waits for its own published events to come back through its fold.
+    fold_timeout_s: float = Field(default=15.0, gt=0)
     #: Fallback risk-free rate when the broker offers none (DOMAIN.md section 3).
     risk_free_rate: Decimal = Field(default=Decimal("0.045"), ge=0, le=1)
 
