@@ -117,6 +117,12 @@ _STATUS_OF: Mapping[str, OrderStatus] = MappingProxyType(
 )
 
 
+def announced_status(event_type: str) -> OrderStatus | None:
+    """The status an order lifecycle event of ``event_type`` announces; None for any
+    other type."""
+    return _STATUS_OF.get(event_type)
+
+
 def status_of(event: Event) -> OrderStatus | None:
     """The status an order lifecycle event announces; None for any other event."""
-    return _STATUS_OF.get(event.type)
+    return announced_status(event.type)

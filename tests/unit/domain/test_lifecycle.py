@@ -11,13 +11,14 @@ from libs.domain.lifecycle import (
     ORDER_EVENTS,
     TRANSITIONS,
     InvalidTransition,
+    announced_status,
     is_allowed,
     next_status,
 )
 from services.execution.projection import ORDERS
 
 S = OrderStatus
-#: Every allowed move, from the lifecycle in services/execution/transitions.py's docstring.
+#: Every allowed move, from the lifecycle in libs/domain/lifecycle.py's docstring.
 EXPECTED: dict[tuple[OrderStatus | None, str], OrderStatus] = {
     (None, "OrderSubmitted"): S.SUBMITTED,
     (S.SUBMITTED, "OrderAccepted"): S.WORKING,
@@ -92,3 +93,21 @@ def test_a_refusal_names_both_sides() -> None:
 
 def test_the_orders_projection_folds_every_lifecycle_event() -> None:
     assert ORDERS.handlers.event_types == frozenset(ORDER_EVENTS)
+
+
+@pytest.mark.parametrize("event_type", [cls.__name__ for cls in ORDER_EVENTS])
+def test_the_status_an_event_announces_is_where_the_table_takes_it_from_a_live_order(
+    event_type: str,
+) -> None:
+    """`status_of` (what the gateway and the monitor show) agrees with the table for
+    every order that has not yet been filled in part (the one status it may differ from:
+    a late acceptance after a partial fill, which the table keeps partly filled)."""
+    announced = announced_status(event_type)
+    froms = [s for s in (None, S.SUBMITTED, S.WORKING) if is_allowed(s, event_type)]
+    assert froms, f"{event_type} is allowed from no live status"
+    assert {next_status(s, event_type) for s in froms} == {announced}
+
+
+@pytest.mark.parametrize("event_type", ["RiskReserved", "PositionOpened", "ExitOrderPlaced", ""])
+def test_only_order_events_announce_a_status(event_type: str) -> None:
+    assert announced_status(event_type) is None
