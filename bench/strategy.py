@@ -60,6 +60,7 @@ from pydantic import SecretStr  # noqa: E402
 from libs.broker.models import BrokerCredentials  # noqa: E402
 from libs.broker.settings import BrokerSettings  # noqa: E402
 from libs.broker.vault import CredentialsVault  # noqa: E402
+from libs.broker.wiring import BrokerWiring  # noqa: E402
 from libs.contracts.account import TradingMode as LinkMode  # noqa: E402
 from libs.contracts.base import Underlying  # noqa: E402
 from libs.contracts.commands import (  # noqa: E402
@@ -84,6 +85,7 @@ from libs.runtime.metrics import ServiceMetrics  # noqa: E402
 from libs.runtime.runner import ServiceContext  # noqa: E402
 from libs.runtime.servers import EmbeddedNats, EmbeddedPostgres  # noqa: E402
 from libs.runtime.settings import Settings, TradingMode  # noqa: E402
+from services.market_data.bootstrap import MarketDataDependencies  # noqa: E402
 from services.market_data.service import MarketDataService  # noqa: E402
 from services.market_data.settings import MarketDataSettings  # noqa: E402
 from services.simulator.customers import (  # noqa: E402
@@ -92,6 +94,7 @@ from services.simulator.customers import (  # noqa: E402
     DEFAULT_REFRESH_TOKEN,
 )
 from services.simulator.server import SimulatorServer  # noqa: E402
+from services.strategy.bootstrap import StrategyDependencies  # noqa: E402
 from services.strategy.core import decide  # noqa: E402
 from services.strategy.core.snapshot import Snapshot  # noqa: E402
 from services.strategy.service import StrategyService  # noqa: E402
@@ -225,9 +228,11 @@ class System:
             request_timeout_s=5,
             vault_key=SecretStr(self.key.decode()),
         ).model_copy(update={"mode": TradingMode.PAPER})  # ``mode`` reads env aliases only
-        self.market_data = MarketDataService(MarketDataSettings(), broker)
+        self.market_data = MarketDataService(
+            MarketDataDependencies(MarketDataSettings(), BrokerWiring(broker))
+        )
         await self.market_data.start(self._context("market_data"))
-        self.strategy = StrategyService(clock=self.clock)
+        self.strategy = StrategyService(StrategyDependencies(clock=self.clock))
         await self.strategy.start(self._context("strategy"))
 
     async def stop(self) -> None:

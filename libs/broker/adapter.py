@@ -209,11 +209,6 @@ class BrokerAdapter:
         accounts = await self._call(session, Operation.READ, lambda: Account.get(session.sdk))
         return [account_from_sdk(a) for a in accounts]
 
-    async def get_account(self, account_number: str) -> BrokerAccount:
-        """The account itself (NOT_FOUND when the credentials do not reach it)."""
-        _, account = await self._account(account_number)
-        return account_from_sdk(account)
-
     async def get_balances(self, account_number: str) -> Balances:
         """Buying power, net liquidation and cash (USD)."""
         session, account = await self._account(account_number)

@@ -64,13 +64,6 @@ class Balances(ContractModel):
     updated_at: AwareDatetime
 
 
-class PositionDirection(StrEnum):
-    """Long or short (flat positions are not reported)."""
-
-    LONG = "LONG"
-    SHORT = "SHORT"
-
-
 class BrokerPosition(ContractModel):
     """One position the broker holds; ``quantity`` is signed (short < 0)."""
 

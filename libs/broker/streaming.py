@@ -21,7 +21,6 @@ repeats are not delivered twice to the same consumer).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -63,6 +62,7 @@ from libs.broker.session import BrokerSession
 from libs.contracts.errors import BrokerUnavailable, SenexError
 from libs.runtime.clock import NEW_YORK, Clock, SystemClock
 from libs.runtime.log import get_logger
+from libs.runtime.tasks import cancel_and_wait
 
 T = TypeVar("T")
 
@@ -223,9 +223,7 @@ class _SupervisedStream(ABC):
         """Stop the stream and end every subscription."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait([task])
         self._state = StreamState.STOPPED
         self._connected.clear()
         consumers, self._consumers = self._consumers, []

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -26,7 +25,6 @@ from libs.broker.models import BrokerAccount, BrokerCredentials
 from libs.broker.settings import BrokerSettings
 from libs.broker.vault import AccountLink, CredentialsVault
 from libs.contracts.account import AccountLinked, TradingMode
-from libs.contracts.envelope import new_event_id
 from libs.contracts.errors import (
     BrokerTimeout,
     BrokerUnavailable,
@@ -36,6 +34,8 @@ from libs.contracts.errors import (
 from libs.eventlog.errors import EventLogError
 from libs.eventlog.migrate import migrate
 from libs.runtime.bus import Bus
+from libs.runtime.clock import SystemClock
+from libs.runtime.envelopes import Envelopes
 from libs.runtime.settings import TradingMode as BrokerMode
 
 app = typer.Typer(help="broker account links", no_args_is_help=True)
@@ -114,10 +114,7 @@ async def link_account(
         nickname=nickname or account.nickname,
     )
     event = AccountLinked(
-        occurred_at=datetime.now(UTC),
-        producer="cli",
-        account_id=stored.account_number,
-        correlation_id=new_event_id(),
+        **Envelopes("cli", SystemClock)(stored.account_number),
         user_id=user_id,
         mode=mode,
         nickname=stored.nickname,

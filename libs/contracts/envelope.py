@@ -86,13 +86,6 @@ class Event(ContractModel):
     causation_id: UUID | None = None
     """The event or command that directly caused this one."""
 
-    @classmethod
-    def current_schema_version(cls) -> int:
-        """The schema_version this model reads and writes."""
-        version = cls.model_fields["schema_version"].default
-        assert isinstance(version, int)
-        return version
-
     def causation(self) -> Causation:
         """Envelope fields for an event this one caused: same correlation, this as cause."""
         return {"correlation_id": self.correlation_id, "causation_id": self.event_id}

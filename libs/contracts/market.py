@@ -94,10 +94,6 @@ class QuoteReceived(MarketEvent):
         """(bid + ask) / 2, exact."""
         return (self.bid + self.ask) / _TWO
 
-    def to_quote(self) -> Quote:
-        """The quote as embedded in decisions."""
-        return Quote(symbol=self.symbol, bid=self.bid, ask=self.ask, quoted_at=self.quoted_at)
-
 
 class MarketConditionChanged(MarketEvent):
     """Recomputed Bollinger bands and stress for an underlying (every 30 s in market hours)."""

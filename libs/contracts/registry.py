@@ -297,10 +297,6 @@ class Registry(Generic[M]):
             raise UnknownMessageType(type_name, expected=self.kind)
         return model
 
-    def current_version(self, type_name: str) -> int | None:
-        """The schema_version the model for ``type_name`` reads; None if unversioned."""
-        return self._versions.get(type_name)
-
     def decode(self, data: RawMessage) -> dict[str, Any]:
         """The message as a dict (no validation beyond being a JSON object)."""
         if isinstance(data, Mapping):

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import nats
 import nats.errors
@@ -153,6 +153,8 @@ class Delivery:
 EventHandler = Callable[[Event, Delivery], Awaitable[None]]
 #: Called with the subject and data of a plain (core NATS) message.
 MessageHandler = Callable[[str, bytes], Awaitable[None]]
+#: What `Bus.subscribe` and `Bus.serve` return: a handle only for `unsubscribe` / `unserve`.
+BusSubscription = Subscription
 
 
 @dataclass(frozen=True)
@@ -773,10 +775,3 @@ class Bus:
         if not self.nc.is_closed:
             with contextlib.suppress(nats.errors.ConnectionClosedError):
                 await self.nc.drain()
-
-
-def stream_sequence_header(headers: Mapping[str, Any] | None) -> int | None:
-    """The original stream sequence of a dead-lettered message, if it has one."""
-    if not headers or DLQ_SEQUENCE_HEADER not in headers:
-        return None
-    return int(headers[DLQ_SEQUENCE_HEADER])

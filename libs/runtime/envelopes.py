@@ -9,6 +9,7 @@ One builder, so no service spells the envelope out by hand.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from libs.contracts.envelope import Causation, new_event_id
@@ -23,13 +24,23 @@ class Envelopes:
         self._producer = producer
         self._clock = clock
 
-    def __call__(self, account_id: str | None, cause: Causation | None = None) -> dict[str, Any]:
-        """Envelope of an event of ``account_id`` caused by ``cause`` (None: a new chain)."""
+    def __call__(
+        self,
+        account_id: str | None,
+        cause: Causation | None = None,
+        *,
+        occurred_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Envelope of an event of ``account_id`` caused by ``cause`` (None: a new chain).
+
+        ``occurred_at``: when the fact happened, if the caller already knows and it is
+        not the clock's now (a quote held back by a throttle, a tick's instant).
+        """
         links: dict[str, Any] = (
             dict(cause) if cause is not None else {"correlation_id": new_event_id()}
         )
         return {
-            "occurred_at": self._clock().now(),
+            "occurred_at": occurred_at if occurred_at is not None else self._clock().now(),
             "producer": self._producer,
             "account_id": account_id,
             **links,

@@ -23,7 +23,7 @@ the order every replica and ``senex replay`` see it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from nats.aio.subscription import Subscription
 
@@ -40,6 +40,32 @@ from libs.runtime.log import get_logger
 from libs.runtime.runner import HealthReport, ServiceContext
 
 CommandHandlers = Mapping[str, Callable[[Any], Awaitable[Reply]]]
+
+
+class ServiceShell(Protocol):
+    """What a service's collaborating objects use of their `FollowingService` (once
+    connected): one protocol, so the parts of every service are typed and faked alike."""
+
+    name: str
+    envelope: Envelopes
+
+    @property
+    def clock(self) -> Clock:
+        """The business clock."""
+        ...
+
+    @property
+    def bus(self) -> Bus:
+        """The bus connection (requests; publishing without waiting for the fold)."""
+        ...
+
+    def owns(self, account_id: str) -> bool:
+        """Whether this replica works for ``account_id``."""
+        ...
+
+    async def publish(self, *events: Event) -> None:
+        """Publish, then return once the fold has passed them (state is the stream fold)."""
+        ...
 
 
 class FollowingService:
@@ -105,11 +131,6 @@ class FollowingService:
         """Take the business clock and connect to the bus and PostgreSQL."""
         self._clock = self._clock_override or ctx.clock
         await self._connected.start(ctx)
-
-    @property
-    def owned_partitions(self) -> frozenset[int]:
-        """The partitions this replica works on now (all of them when not partitioned)."""
-        return self._owned
 
     def owns(self, account_id: str) -> bool:
         """Whether this replica answers, reacts and runs timed work for ``account_id``."""

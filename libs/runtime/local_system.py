@@ -554,7 +554,7 @@ def run_local_system(
 
     stop_flag = {"stop": False}
 
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
         stop_flag["stop"] = True
 
     signal.signal(signal.SIGTERM, request_stop)

@@ -28,7 +28,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,10 +58,6 @@ class ServerProcess(Protocol):
 
     def kill(self) -> None:
         """Kill without a clean shutdown (SIGKILL), as a crash would; data is kept."""
-        ...
-
-    def restart(self) -> None:
-        """`stop` then `start`, on the same port with the same data."""
         ...
 
 
@@ -283,10 +278,6 @@ class EmbeddedNats:
             _terminate(self._proc, signal.SIGKILL)
             self._proc = None
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
 
 #: Tries (each on fresh ports) before a new cluster's start gives up.
 _FIRST_START_ATTEMPTS = 3
@@ -299,8 +290,8 @@ class EmbeddedNatsCluster:
     and monitoring ports (fixed at creation, kept across restarts) and routes to every
     node. `url` lists every node's client URL, comma-separated (what ``NATS_URL`` and
     `libs.runtime.bus.Bus.connect` take); `urls` and `nodes` give them one by one, so a
-    test can kill, stop and restart one node (`kill_node`, `stop_node`, `start_node`) and
-    the node comes back with its data, as an operator's restart would.
+    test can kill and restart one node (`kill_node`, `start_node`) and the node comes
+    back with its data, as an operator's restart would.
 
     `start` and `start_node` return once every running node reports healthy: a JetStream
     meta leader is elected, and each node's copies of streams and consumers are current
@@ -405,10 +396,6 @@ class EmbeddedNatsCluster:
         self.nodes[index].start()
         self.wait_ready()
 
-    def stop_node(self, index: int) -> None:
-        """Shut node ``index`` down cleanly (its data stays)."""
-        self.nodes[index].stop()
-
     def kill_node(self, index: int) -> None:
         """SIGKILL node ``index``, as a crash would (its data stays)."""
         self.nodes[index].kill()
@@ -464,15 +451,6 @@ class EmbeddedNatsCluster:
         """SIGKILL every node (data is kept)."""
         for node in self.nodes:
             node.kill()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    @property
-    def running_nodes(self) -> Sequence[EmbeddedNats]:
-        """The nodes whose process runs now."""
-        return [node for node in self.nodes if node.running]
 
 
 def _postgres_bin() -> Path:
@@ -646,10 +624,6 @@ class EmbeddedPostgres:
         while not port_is_free(self.port, self.host) and time.monotonic() < deadline:
             time.sleep(0.05)
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
     def create_database(self, name: str) -> str:
         """Create database ``name`` (if missing) and return its DSN."""
         create_database(self.url, name)
@@ -706,10 +680,6 @@ class _DockerServer:
     def kill(self) -> None:
         if self._container is not None:
             self._container.get_wrapped_container().kill()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
     def remove(self) -> None:
         """Delete the container and its data."""

@@ -16,7 +16,6 @@ clock (transport timers are real time, DOMAIN.md 8).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import httpx2
 
 from libs.runtime.clock import require_aware
 from libs.runtime.log import get_logger
+from libs.runtime.tasks import cancel_and_wait
 
 _log = get_logger("sim_clock")
 
@@ -94,7 +94,6 @@ class SimulatorClock:
         self._base_mono = 0.0
         self._speed = 0.0
         self._last: datetime | None = None
-        self._last_sync_mono: float | None = None
         self._failures = 0
 
     def __repr__(self) -> str:
@@ -116,12 +115,6 @@ class SimulatorClock:
     def consecutive_failures(self) -> int:
         """Re-syncs that failed since the last good one (for health checks)."""
         return self._failures
-
-    def seconds_since_sync(self) -> float | None:
-        """Real seconds since the last good reading, or None before the first."""
-        if self._last_sync_mono is None:
-            return None
-        return self._monotonic() - self._last_sync_mono
 
     def now(self) -> datetime:
         """The simulator's current instant (UTC), never earlier than a previous answer."""
@@ -145,7 +138,6 @@ class SimulatorClock:
         self._base = reading.now
         self._base_mono = (sent + received) / 2
         self._speed = reading.speed
-        self._last_sync_mono = received
         self._failures = 0
 
     async def _read(self) -> ClockReading:
@@ -168,9 +160,7 @@ class SimulatorClock:
         """Stop re-syncing and close the HTTP client; ``now()`` keeps extrapolating."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait([task])
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()

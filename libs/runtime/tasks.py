@@ -10,14 +10,29 @@ from typing import Any
 from structlog.stdlib import BoundLogger
 
 
-async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
-    """Cancel ``tasks`` and wait until each has ended (its cancellation swallowed)."""
+async def cancel_and_wait(
+    tasks: Iterable[asyncio.Task[Any]], *, log: BoundLogger | None = None
+) -> None:
+    """Cancel ``tasks`` and wait until each has ended (its cancellation swallowed).
+
+    A task that had failed raises its exception here; with ``log`` it is logged with its
+    trace instead and the other tasks are still waited for (a stop that must complete
+    whatever one background task did wrong).
+    """
     pending = list(tasks)
     for task in pending:
         task.cancel()
     for task in pending:
-        with contextlib.suppress(asyncio.CancelledError):
+        if log is None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            continue
+        try:
             await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # stopping anyway: reported, and the others still awaited
+            log.exception("background task failed", task=task.get_name())
 
 
 async def run_periodically(
@@ -42,6 +57,9 @@ async def run_periodically(
         if wake is None:
             await asyncio.sleep(interval_s)
             continue
+        # Not asyncio.wait_for: on 3.11 it swallows a cancel that arrives in the turn the
+        # event is set, and the loop would outlive its service's stop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), interval_s)
+            async with asyncio.timeout(interval_s):
+                await wake.wait()
         wake.clear()

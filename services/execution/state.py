@@ -12,8 +12,10 @@ replay` uses); besides it, what the reactions decide from:
   positions flagged for a partly filled opening;
 - trading suspensions per account.
 
-Each handler ignores what it has seen (keys are ids), so an event published here and
-folded at once is harmless when the follower delivers it again.
+The state is the fold of the business stream in stream order and nothing else: execution
+never applies the events it publishes, it waits until the fold has passed them
+(docs/decisions/0002-state-is-the-stream-fold.md). Each handler still ignores what it
+has seen (keys are ids), so an event delivered again changes nothing.
 """
 
 from __future__ import annotations

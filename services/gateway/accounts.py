@@ -33,7 +33,7 @@ from libs.contracts.account import (
     AccountSettingsChanged,
     TradingMode,
 )
-from libs.contracts.envelope import Event, new_event_id
+from libs.contracts.envelope import Event
 from libs.contracts.errors import (
     AuthFailed,
     BrokerUnavailable,
@@ -41,6 +41,8 @@ from libs.contracts.errors import (
     ValidationFailed,
 )
 from libs.contracts.risk import RiskTemplate
+from libs.runtime.clock import SystemClock
+from libs.runtime.envelopes import Envelopes
 from libs.runtime.settings import TradingMode as SystemMode
 from services.gateway.db import Pool
 from services.gateway.errors import CredentialsRefused
@@ -178,6 +180,8 @@ class Accounts:
         self._settings = settings_store
         self._broker = broker_settings
         self._publish = publish
+        # Every caller gives the instant (the gateway's business clock, a test's start).
+        self._envelope = Envelopes(PRODUCER, SystemClock)
         self.mode = link_mode(system_mode)
 
     async def links(self, user_id: str) -> list[AccountLink]:
@@ -207,10 +211,7 @@ class Accounts:
         """Validate, store and publish a new settings snapshot."""
         validate_settings(settings)
         event = AccountSettingsChanged(
-            occurred_at=now,
-            producer=PRODUCER,
-            account_id=account_number,
-            correlation_id=new_event_id(),
+            **self._envelope(account_number, occurred_at=now),
             user_id=user_id,
             settings=settings,
         )
@@ -255,24 +256,16 @@ class Accounts:
             credentials=credentials,
             nickname=nickname or account.nickname,
         )
-        correlation = new_event_id()
-        await self._publish(
-            AccountLinked(
-                occurred_at=now,
-                producer=PRODUCER,
-                account_id=stored.account_number,
-                correlation_id=correlation,
-                user_id=user_id,
-                mode=stored.mode,
-                nickname=stored.nickname,
-            )
+        linked = AccountLinked(
+            **self._envelope(stored.account_number, occurred_at=now),
+            user_id=user_id,
+            mode=stored.mode,
+            nickname=stored.nickname,
         )
+        await self._publish(linked)
         if await self._settings.get(stored.account_number) is None:
             event = AccountSettingsChanged(
-                occurred_at=now,
-                producer=PRODUCER,
-                account_id=stored.account_number,
-                correlation_id=correlation,
+                **self._envelope(stored.account_number, linked.causation(), occurred_at=now),
                 user_id=user_id,
                 settings=DEFAULT_SETTINGS,
             )

@@ -11,29 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
-from libs.broker.settings import BrokerSettings
-from libs.broker.vault import CredentialsVault
-from libs.contracts.envelope import Event
 from libs.runtime.bus import Bus
-from libs.runtime.clock import Clock
 from libs.runtime.connected import ConnectedService
 from libs.runtime.log import get_logger
 from libs.runtime.runner import HealthReport, ServiceContext
-from services.gateway.accounts import Accounts, SettingsStore
-from services.gateway.app import HttpMetrics, build_app
-from services.gateway.auth import SessionStore
+from libs.runtime.tasks import cancel_and_wait
+from services.gateway.bootstrap import GatewayDependencies, GatewayParts, assemble
 from services.gateway.context import Gateway
-from services.gateway.db import Pool
-from services.gateway.ratelimit import LoginLimiter, SlidingWindowLimiter
 from services.gateway.settings import GatewaySettings
-from services.gateway.users import UserStore
 from services.gateway.ws.hub import Hub
 
 SERVICE = "gateway"
@@ -49,32 +40,17 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
-def _wall_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class GatewayService:
     """Users, sessions, accounts and the REST API over the bus."""
 
     name = SERVICE
 
-    def __init__(
-        self,
-        settings: GatewaySettings | None = None,
-        broker_settings: BrokerSettings | None = None,
-        *,
-        clock: Clock | None = None,
-        wall_now: Callable[[], datetime] = _wall_now,
-        monotonic: Callable[[], float] | None = None,
-    ) -> None:
-        """Settings default to the environment (``SENEX_GATEWAY_*``, ``SENEX_BROKER_*``)."""
-        self._settings = settings or GatewaySettings()
-        self._broker_settings_given = broker_settings
-        self._clock_override = clock
-        self._wall_now = wall_now
-        self._monotonic = monotonic
+    def __init__(self, dependencies: GatewayDependencies) -> None:
+        """Built by `bootstrap.assemble` from ``dependencies`` at start."""
+        self._deps = dependencies
         self._connected = ConnectedService(SERVICE)
-        self._pool: Pool | None = None
+        # None until start; stop and /health also run after a start that failed midway.
+        self._parts: GatewayParts | None = None
         self._server: _ApiServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._purge_task: asyncio.Task[None] | None = None
@@ -91,55 +67,25 @@ class GatewayService:
     @property
     def url(self) -> str:
         """The public API's base URL (after start)."""
-        if self._port is None:
+        if self._port is None or self._parts is None:
             raise RuntimeError("the gateway is not started")
-        host = self._settings.host
+        host = self._parts.settings.host
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
         return f"http://{shown}:{self._port}"
 
-    async def _publish(self, event: Event) -> None:
-        await self.bus.publish(event)
-
     async def start(self, ctx: ServiceContext) -> None:
-        broker_settings = self._broker_settings_given or BrokerSettings()
         await self._connected.start(ctx)
-        pool = self._pool = Pool(ctx.settings.database_url, self._settings.db_pool_size)
-        vault = await CredentialsVault.open(ctx.settings.database_url, broker_settings)
-        accounts = Accounts(
-            vault=vault,
-            settings_store=SettingsStore(pool),
-            broker_settings=broker_settings,
-            publish=self._publish,
-            system_mode=ctx.settings.mode,
-        )
-        s = self._settings
-        limiter = LoginLimiter(
-            per_user=SlidingWindowLimiter(s.login_attempts_per_user, s.login_window_s),
-            per_address=SlidingWindowLimiter(s.login_attempts_per_address, s.login_window_s),
-        )
-        loop = asyncio.get_running_loop()
-        self.gateway = Gateway(
-            settings=s,
-            users=UserStore(pool),
-            sessions=SessionStore(pool, timedelta(seconds=s.session_ttl_s)),
-            accounts=accounts,
-            limiter=limiter,
-            bus_of=lambda: self.bus,
-            clock=self._clock_override or ctx.clock,
-            wall_now=self._wall_now,
-            monotonic=self._monotonic or loop.time,
-        )
-        self.hub = Hub(lambda: self.bus, lease_s=s.quote_lease_s)
-        self.app = build_app(self.gateway, metrics=HttpMetrics(ctx.metrics.registry), hub=self.hub)
-        await self._serve(self.app)
+        parts = self._parts = await assemble(self._deps, ctx, lambda: self.bus)
+        self.gateway, self.hub, self.app = parts.gateway, parts.hub, parts.app
+        await self._serve(parts.app, parts.settings)
         self._purge_task = asyncio.create_task(self._purge(), name="gateway-session-purge")
-        self._log.info("gateway listening", url=self.url, mode=accounts.mode.value)
+        self._log.info("gateway listening", url=self.url, mode=parts.gateway.accounts.mode.value)
 
-    async def _serve(self, app: FastAPI) -> None:
+    async def _serve(self, app: FastAPI, settings: GatewaySettings) -> None:
         config = uvicorn.Config(
             app,
-            host=self._settings.host,
-            port=self._settings.port,
+            host=settings.host,
+            port=settings.port,
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -162,7 +108,7 @@ class GatewayService:
         while True:
             await asyncio.sleep(PURGE_INTERVAL_S)
             try:
-                removed = await self.gateway.sessions.purge_expired(self._wall_now())
+                removed = await self.gateway.sessions.purge_expired(self._deps.wall_now())
             except Exception as exc:  # the next round tries again; logged, not fatal
                 self._log.warning("expired sessions not purged", error=repr(exc))
             else:
@@ -174,15 +120,13 @@ class GatewayService:
             # Clients get a close frame (1001) before the server stops listening.
             await self.hub.close()
         if self._purge_task is not None:
-            self._purge_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._purge_task
+            await cancel_and_wait([self._purge_task])
         if self._server is not None and self._server_task is not None:
             self._server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await self._server_task
-        if self._pool is not None:
-            await self._pool.close()
+        if self._parts is not None:
+            await self._parts.pool.close()
         await self._connected.stop()
 
     async def health(self) -> HealthReport:

@@ -13,17 +13,15 @@ publishes them again instead of losing the change.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import datetime, timedelta
 
+from libs.broker.feeds import AccountFeeds
 from libs.broker.models import Balances
-from libs.broker.streaming import AccountStream, Subscription
 from libs.contracts.account import BalanceUpdated
-from libs.contracts.envelope import new_event_id
 from libs.contracts.errors import SenexError
 from libs.runtime.bus import Bus
 from libs.runtime.clock import Clock
+from libs.runtime.envelopes import Envelopes
 from libs.runtime.log import get_logger
 from services.market_data import SERVICE
 from services.market_data.broker_link import BrokerLink
@@ -34,13 +32,28 @@ from services.market_data.core.cadence import Cadence
 class AccountBalances:
     """An account stream per linked account, and the last figures published of each."""
 
-    def __init__(self, interval_s: float, *, clock: Clock, broker: BrokerLink, bus: Bus) -> None:
-        self._clock = clock
+    def __init__(
+        self,
+        interval_s: float,
+        *,
+        clock: Clock,
+        broker: BrokerLink,
+        bus: Bus,
+        envelope: Envelopes,
+    ) -> None:
         self._broker = broker
         self._bus = bus
+        self._envelope = envelope
         self._log = get_logger(SERVICE)
         self._cadence = Cadence(timedelta(seconds=interval_s))
-        self._streams: dict[str, tuple[AccountStream, asyncio.Task[None]]] = {}
+        self._feeds: AccountFeeds[Balances] = AccountFeeds(
+            lambda: broker.adapter,
+            lambda: clock,
+            subscribe=lambda stream: stream.balances(),
+            handle=self._pushed,
+            name="md-balances",
+            log=self._log,
+        )
         self._changes = BalanceChanges()
 
     def due(self, now: datetime) -> bool:
@@ -52,10 +65,8 @@ class AccountBalances:
         mode = self._broker.link_mode()
         links = await self._broker.vault.links()
         accounts = {link.account_number for link in links if link.mode is mode}
-        for gone in set(self._streams) - accounts:
-            stream, task = self._streams.pop(gone)
-            task.cancel()
-            await stream.aclose()
+        for gone in self._feeds.accounts() - accounts:
+            await self._feeds.drop(gone)
             self._changes.forget(gone)
         for account in sorted(accounts):
             try:
@@ -66,21 +77,12 @@ class AccountBalances:
                 )
 
     async def _follow(self, account: str) -> None:
-        adapter = self._broker.adapter
-        if account not in self._streams:
-            session = await adapter.session_for(account)
-            stream = AccountStream(account, session, clock=self._clock)
-            stream.start()
-            task = asyncio.create_task(self._pump(stream.balances()), name=f"md-balances-{account}")
-            self._streams[account] = (stream, task)
-        await self._publish(await adapter.get_balances(account))
+        await self._feeds.ensure(account)
+        await self._publish(await self._broker.adapter.get_balances(account))
 
-    async def _pump(self, sub: Subscription[Balances]) -> None:
-        async for balances in sub:
-            try:
-                await self._publish(balances)
-            except Exception:  # keep following the account
-                self._log.exception("balance update failed", account=balances.account_number)
+    async def _pushed(self, account: str, balances: Balances) -> None:
+        """A balance push of ``account``'s stream (a failure is logged by the feed)."""
+        await self._publish(balances)
 
     async def _publish(self, balances: Balances) -> None:
         account = balances.account_number
@@ -88,10 +90,7 @@ class AccountBalances:
         if not self._changes.should_publish(account, figures):
             return
         event = BalanceUpdated(
-            occurred_at=self._clock.now(),
-            producer=SERVICE,
-            account_id=account,
-            correlation_id=new_event_id(),
+            **self._envelope(account),
             derivative_buying_power=balances.derivative_buying_power,
             net_liquidating_value=balances.net_liquidating_value,
             cash_balance=balances.cash_balance,
@@ -105,9 +104,4 @@ class AccountBalances:
 
     async def close(self) -> None:
         """Stop following every account."""
-        for stream, task in self._streams.values():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            await stream.aclose()
-        self._streams.clear()
+        await self._feeds.close()

@@ -27,38 +27,32 @@ from services.market_data.settings import MarketDataSettings
 NOT_CONNECTED = "not connected yet"
 
 
-class HeldCredentials:
-    """The adapter's credentials: a few held in memory (paper default), else the vault.
+class BrokerLink:
+    """The vault, the adapter, the market-data account and its stream once connected.
 
-    Only the simulator's default customer, found by `BrokerLink` itself, is held; every
-    other account's credentials come from the vault (NOT_FOUND when unlinked).
+    The vault and the adapter are handed in (`bootstrap.MarketDataDependencies`); the
+    adapter's credentials are the vault's, which in paper mode also answer for the
+    simulator's default customer when nothing is linked.
     """
 
-    def __init__(self, vault: CredentialsVault) -> None:
-        self._vault = vault
-        self.static: dict[str, BrokerCredentials] = {}
-
-    async def credentials_for(self, account_number: str) -> BrokerCredentials:
-        """The held pair of ``account_number``, else the vault's."""
-        held = self.static.get(account_number)
-        if held is not None:
-            return held
-        return await self._vault.credentials_for(account_number)
-
-
-class BrokerLink:
-    """The vault, the adapter, the market-data account and its stream once connected."""
-
     def __init__(
-        self, settings: MarketDataSettings, broker_settings: BrokerSettings, clock: Clock
+        self,
+        settings: MarketDataSettings,
+        broker_settings: BrokerSettings,
+        *,
+        vault: CredentialsVault,
+        adapter: BrokerAdapter,
+        clock: Clock,
     ) -> None:
         self._settings = settings
-        self._broker_settings = broker_settings
+        #: The broker settings in use.
+        self.broker_settings = broker_settings
         self._clock = clock
         self._log = get_logger(SERVICE)
-        self._vault: CredentialsVault | None = None
-        self._credentials: HeldCredentials | None = None
-        self._adapter: BrokerAdapter | None = None
+        #: The credentials vault: which accounts are linked.
+        self.vault = vault
+        #: The broker adapter.
+        self.adapter = adapter
         #: The market-data account, once chosen.
         self.account: str | None = None
         #: Its DXLink stream, once started.
@@ -66,35 +60,15 @@ class BrokerLink:
         #: The broker line of /health: the account in use, or why there is none.
         self.status = NOT_CONNECTED
 
-    async def open(self, database_url: str) -> None:
-        """Open the credentials vault and build the adapter on it (no broker call yet)."""
-        self._vault = await CredentialsVault.open(database_url, self._broker_settings)
-        self._credentials = HeldCredentials(self._vault)
-        self._adapter = BrokerAdapter(self._broker_settings, self._credentials)
-
-    @property
-    def vault(self) -> CredentialsVault:
-        """The credentials vault (after `open`)."""
-        if self._vault is None:
-            raise RuntimeError("the broker link is not open")
-        return self._vault
-
-    @property
-    def adapter(self) -> BrokerAdapter:
-        """The broker adapter (after `open`)."""
-        if self._adapter is None:
-            raise RuntimeError("the broker link is not open")
-        return self._adapter
-
     def session(self) -> tuple[BrokerAdapter, str]:
         """The adapter and the market-data account, or BROKER_UNAVAILABLE with the reason."""
-        if self._adapter is None or self.account is None:
+        if self.account is None:
             raise BrokerUnavailable(f"no broker session for market data: {self.status}")
-        return self._adapter, self.account
+        return self.adapter, self.account
 
     def link_mode(self) -> LinkMode:
         """The kind of linked account this process trades with (paper or live)."""
-        return LinkMode.PAPER if self._broker_settings.mode is TradingMode.PAPER else LinkMode.LIVE
+        return LinkMode.PAPER if self.broker_settings.mode is TradingMode.PAPER else LinkMode.LIVE
 
     async def connect(self) -> MarketStream | None:
         """Pick the market-data account and start its DXLink stream; None when there is none.
@@ -129,8 +103,8 @@ class BrokerLink:
         if mode is LinkMode.PAPER:
             # The simulator's default customer, as `senex account link --paper` would use.
             credentials = BrokerCredentials(
-                client_secret=self._broker_settings.paper_client_secret,
-                refresh_token=self._broker_settings.paper_refresh_token,
+                client_secret=self.broker_settings.paper_client_secret,
+                refresh_token=self.broker_settings.paper_refresh_token,
             )
             try:
                 accounts = await self.adapter.verify_credentials(credentials)
@@ -140,10 +114,8 @@ class BrokerLink:
             if not accounts:
                 self.status = "the simulator's default customer has no account"
                 return None
-            number = accounts[0].account_number
-            assert self._credentials is not None
-            self._credentials.static[number] = credentials
-            return number
+            # Unlinked: in paper mode the vault's credentials answer for it with this pair.
+            return accounts[0].account_number
         self.status = "no linked account"
         self._log.warning("no linked account for market data; retrying")
         return None
@@ -164,6 +136,5 @@ class BrokerLink:
             await self.stream.aclose()
 
     async def close(self) -> None:
-        """Close the adapter's broker sessions, if it was built."""
-        if self._adapter is not None:
-            await self._adapter.aclose()
+        """Close the adapter's broker sessions."""
+        await self.adapter.aclose()

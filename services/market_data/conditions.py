@@ -18,11 +18,11 @@ from decimal import Decimal
 from libs.broker.models import DailyCandle, RateSource, RiskFreeRate
 from libs.broker.streaming import MarketStream, Subscription
 from libs.contracts.commands import GetMarketCondition, MarketConditionReply
-from libs.contracts.envelope import new_event_id
 from libs.contracts.errors import MarketDataStaleError, NotFound, SenexError
 from libs.contracts.market import MarketConditionChanged
 from libs.runtime import market_hours
 from libs.runtime.clock import Clock
+from libs.runtime.envelopes import Envelopes
 from libs.runtime.log import get_logger
 from services.market_data import SERVICE
 from services.market_data.broker_link import BrokerLink
@@ -52,9 +52,11 @@ class Conditions:
         quotes: Quotes,
         staleness: Staleness,
         publisher: Publisher,
+        envelope: Envelopes,
         fallback_rate: Decimal,
     ) -> None:
         self._settings = settings
+        self._envelope = envelope
         self._clock = clock
         self._broker = broker
         self._quotes = quotes
@@ -146,9 +148,7 @@ class Conditions:
             if is_change(previous, condition):
                 self._publisher.emit(
                     MarketConditionChanged(
-                        occurred_at=now,
-                        producer=SERVICE,
-                        correlation_id=new_event_id(),
+                        **self._envelope(None, occurred_at=now),
                         symbol=underlying,
                         price=condition.price,
                         bands=condition.bands,

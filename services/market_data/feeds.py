@@ -17,6 +17,7 @@ from collections.abc import Callable
 from libs.broker.models import StreamQuote
 from libs.broker.streaming import MarketStream, Subscription
 from libs.runtime.log import get_logger
+from libs.runtime.tasks import cancel_and_wait
 from services.market_data.broker_link import BrokerLink
 from services.market_data.core.leases import LeaseBook
 
@@ -55,9 +56,7 @@ class QuoteFeed:
         self, sub: Subscription[StreamQuote] | None, task: asyncio.Task[None] | None
     ) -> None:
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait([task])
         if sub is not None:
             # Hand over what the old subscription still holds (get(0) never waits when
             # an item is queued), then let it go.
@@ -78,9 +77,7 @@ class QuoteFeed:
         sub, task, self._sub, self._task = self._sub, self._task, None, None
         self.symbols = frozenset()
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait([task])
         if sub is not None:
             sub.close()
 

@@ -23,9 +23,10 @@ from datetime import datetime
 from prometheus_client import Counter
 
 from libs.broker.models import StreamQuote
-from libs.contracts.envelope import Event, new_event_id
+from libs.contracts.envelope import Event
 from libs.contracts.market import QuoteReceived
 from libs.runtime.bus import Bus
+from libs.runtime.envelopes import Envelopes
 from libs.runtime.log import get_logger
 from libs.runtime.metrics import ServiceMetrics
 from services.market_data import SERVICE
@@ -40,21 +41,6 @@ class _Tick:
     received_at: datetime
 
 
-def _quote_event(tick: _Tick) -> QuoteReceived:
-    q = tick.quote
-    return QuoteReceived(
-        occurred_at=tick.received_at,
-        producer=SERVICE,
-        correlation_id=new_event_id(),
-        symbol=q.symbol,
-        bid=q.bid,
-        ask=q.ask,
-        bid_size=q.bid_size,
-        ask_size=q.ask_size,
-        quoted_at=q.quoted_at,
-    )
-
-
 class Publisher:
     """The outbox of events and the QuoteReceived throttle, drained by `run`."""
 
@@ -63,10 +49,12 @@ class Publisher:
         bus: Bus,
         quote_interval_s: float,
         *,
+        envelope: Envelopes,
         service_metrics: ServiceMetrics,
         published: Counter,
     ) -> None:
         self._bus = bus
+        self._envelope = envelope
         self._throttle: Throttle[_Tick] = Throttle(quote_interval_s)
         self._outbox: list[Event] = []
         self._wake = asyncio.Event()
@@ -83,12 +71,25 @@ class Publisher:
         """Publish ``quote`` as QuoteReceived now, or hold it until its symbol's interval ends."""
         tick = self._throttle.offer(quote.symbol, _Tick(quote, received_at), time.monotonic())
         if tick is not None:
-            self._outbox.append(_quote_event(tick))
+            self._outbox.append(self._quote_event(tick))
         self._wake.set()
 
     def forget(self, symbol: str) -> None:
         """Stop publishing ``symbol``: drop its throttle state and any held quote."""
         self._throttle.forget(symbol)
+
+    def _quote_event(self, tick: _Tick) -> QuoteReceived:
+        q = tick.quote
+        return QuoteReceived(
+            # When the quote arrived, even if the throttle held it back since.
+            **self._envelope(None, occurred_at=tick.received_at),
+            symbol=q.symbol,
+            bid=q.bid,
+            ask=q.ask,
+            bid_size=q.bid_size,
+            ask_size=q.ask_size,
+            quoted_at=q.quoted_at,
+        )
 
     async def run(self) -> None:
         """Publish queued events and throttled quotes as they fall due (real time)."""
@@ -104,7 +105,7 @@ class Publisher:
         """Publish everything queued and every held quote now due, in one batch."""
         released = self._throttle.due(time.monotonic())
         events, self._outbox = self._outbox, []
-        events.extend(_quote_event(t) for t in released)
+        events.extend(self._quote_event(t) for t in released)
         if not events:
             return
         try:

@@ -10,9 +10,10 @@ date, IV rank every 5 min), so business time, not real time, drives the schedule
 Broker calls run as background jobs (one per kind at a time) so a slow broker never
 delays staleness checks or command replies.
 
-This module only builds and drives the parts, each in its own module:
+This module only drives the parts (built by `bootstrap`), each in its own module:
 
-- `broker_link`: credentials, the market-data account and its DXLink stream;
+- `bootstrap`: what the service is built from, and the one place that builds the parts;
+- `broker_link`: the vault, the market-data account and its DXLink stream;
 - `feeds`: which symbols the stream carries (underlyings, window, leases, demand);
 - `quotes`: the quote cache, what each quote sets off, WatchSymbols leases, GetQuotes;
 - `publishing`: the outbox and QuoteReceived throttle, drained by one loop;
@@ -29,10 +30,8 @@ Market data keeps no projection of the business stream, so it is a plain
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from libs.broker.settings import BrokerSettings
 from libs.broker.streaming import MarketStream
@@ -50,56 +49,29 @@ from libs.contracts.commands import (
 )
 from libs.contracts.errors import InternalError
 from libs.runtime import market_hours
-from libs.runtime.clock import Clock
 from libs.runtime.connected import ConnectedService
 from libs.runtime.log import get_logger
 from libs.runtime.runner import HealthReport, ServiceContext
+from libs.runtime.tasks import cancel_and_wait, run_periodically
 from services.market_data import SERVICE
-from services.market_data.balances import AccountBalances
-from services.market_data.broker_link import NOT_CONNECTED, BrokerLink
-from services.market_data.chains import NOT_LOADED, Chains
-from services.market_data.conditions import Conditions
+from services.market_data.bootstrap import MarketDataDependencies, MarketDataParts, assemble
+from services.market_data.broker_link import NOT_CONNECTED
+from services.market_data.chains import NOT_LOADED
 from services.market_data.jobs import BackgroundJobs
-from services.market_data.metrics import MarketDataMetrics
-from services.market_data.publishing import Publisher
-from services.market_data.quotes import Quotes
-from services.market_data.settings import MarketDataSettings
-from services.market_data.staleness import Staleness
 
 __all__ = ["SERVICE", "MarketDataService"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Parts:
-    """Everything built at start from the settings, the clock and the bus."""
-
-    settings: MarketDataSettings
-    clock: Clock
-    metrics: MarketDataMetrics
-    broker: BrokerLink
-    publisher: Publisher
-    staleness: Staleness
-    quotes: Quotes
-    chains: Chains
-    conditions: Conditions
-    balances: AccountBalances
 
 
 class MarketDataService(ConnectedService):
     """Quotes, chains, bands, staleness and balances for the rest of Senex."""
 
-    def __init__(
-        self,
-        settings: MarketDataSettings | None = None,
-        broker_settings: BrokerSettings | None = None,
-    ) -> None:
-        """Settings default to the environment (``SENEX_MARKET_DATA_*``, ``SENEX_BROKER_*``)."""
+    def __init__(self, dependencies: MarketDataDependencies) -> None:
+        """Built by `bootstrap.assemble` from ``dependencies`` at start."""
         super().__init__(SERVICE)
-        self._md_settings = settings
-        self._broker_settings_given = broker_settings
+        self._deps = dependencies
         self._log = get_logger(SERVICE)
         # None until start; stop and /health also run after a start that failed midway.
-        self._parts: _Parts | None = None
+        self._parts: MarketDataParts | None = None
         self._jobs = BackgroundJobs()
         self._loops: list[asyncio.Task[None]] = []
         self._next_credentials_attempt = 0.0
@@ -109,54 +81,11 @@ class MarketDataService(ConnectedService):
     async def start(self, ctx: ServiceContext) -> None:
         """Connect bus and Postgres, answer commands, start the scheduler and publisher."""
         await super().start(ctx)
-        s = self._md_settings or MarketDataSettings()
-        self._broker_settings = self._broker_settings_given or BrokerSettings()
-        clock = ctx.clock
-        metrics = MarketDataMetrics.register(ctx.metrics.registry)
-        broker = BrokerLink(s, self._broker_settings, clock)
-        publisher = Publisher(
-            self.bus,
-            s.quote_publish_interval_s,
-            service_metrics=ctx.metrics,
-            published=metrics.published,
-        )
-        staleness = Staleness(s.stale_after_s, broker, publisher, metrics.stale)
-        underlyings = tuple(s.underlyings)
-        quotes = Quotes(
-            underlyings,
-            clock=clock,
-            broker=broker,
-            staleness=staleness,
-            publisher=publisher,
-            received=metrics.received,
-        )
-        self._parts = _Parts(
-            settings=s,
-            clock=clock,
-            metrics=metrics,
-            broker=broker,
-            publisher=publisher,
-            staleness=staleness,
-            quotes=quotes,
-            chains=Chains(s, clock=clock, broker=broker, quotes=quotes),
-            conditions=Conditions(
-                s,
-                clock=clock,
-                broker=broker,
-                quotes=quotes,
-                staleness=staleness,
-                publisher=publisher,
-                fallback_rate=ctx.settings.risk_free_rate,
-            ),
-            balances=AccountBalances(
-                s.balances_interval_s, clock=clock, broker=broker, bus=self.bus
-            ),
-        )
+        p = self._parts = await assemble(self._deps, ctx, self.bus)
         # The underlyings are judged from start: no quote at all goes stale too.
-        now = clock.now()
-        for symbol in underlyings:
-            staleness.watch(symbol, now)
-        await broker.open(ctx.settings.database_url)
+        now = p.clock.now()
+        for symbol in p.settings.underlyings:
+            p.staleness.watch(symbol, now)
         handlers: dict[str, Callable[[Command], Awaitable[Reply]]] = {
             GetQuotes.VERB: self._typed(GetQuotes, self.get_quotes),
             WatchSymbols.VERB: self._typed(WatchSymbols, self.watch_symbols),
@@ -164,9 +93,13 @@ class MarketDataService(ConnectedService):
             GetMarketCondition.VERB: self._typed(GetMarketCondition, self.get_market_condition),
         }
         await self.bus.serve(SERVICE, handlers)
+        # The schedule must survive any single failed pass: logged, and the next one runs.
+        scheduler = run_periodically(
+            self._tick, p.settings.tick_s, what="scheduler pass", log=self._log
+        )
         self._loops = [
-            asyncio.create_task(self._scheduler(), name="md-scheduler"),
-            asyncio.create_task(publisher.run(), name="md-publisher"),
+            asyncio.create_task(scheduler, name="md-scheduler"),
+            asyncio.create_task(p.publisher.run(), name="md-publisher"),
         ]
 
     async def stop(self) -> None:
@@ -175,11 +108,7 @@ class MarketDataService(ConnectedService):
         tasks = [*self._loops, *self._jobs.tasks]
         if p is not None:
             tasks.extend(p.conditions.candle_tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(tasks, log=self._log)  # a failed one is logged, not raised
         if p is not None:
             await p.quotes.subscriptions.close()
             p.conditions.close_candles()
@@ -231,9 +160,9 @@ class MarketDataService(ConnectedService):
     @property
     def broker_settings(self) -> BrokerSettings:
         """The broker settings in use (after start)."""
-        return self._broker_settings
+        return self._started().broker.broker_settings
 
-    def _started(self) -> _Parts:
+    def _started(self) -> MarketDataParts:
         if self._parts is None:
             raise RuntimeError(f"{self.name} is not started")
         return self._parts
@@ -268,15 +197,6 @@ class MarketDataService(ConnectedService):
         return await self._started().conditions.get_market_condition(command)
 
     # --- scheduler ------------------------------------------------------------------
-
-    async def _scheduler(self) -> None:
-        tick_s = self._started().settings.tick_s
-        while True:
-            try:
-                await self._tick()
-            except Exception:  # the schedule must survive any single failure
-                self._log.exception("scheduler pass failed")
-            await asyncio.sleep(tick_s)
 
     async def _tick(self) -> None:
         p = self._started()

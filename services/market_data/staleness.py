@@ -13,9 +13,9 @@ from datetime import date, datetime, timedelta
 
 from prometheus_client import Gauge
 
-from libs.contracts.envelope import new_event_id
 from libs.contracts.market import MarketDataRecovered, MarketDataStale
 from libs.runtime import market_hours
+from libs.runtime.envelopes import Envelopes
 from libs.runtime.log import get_logger
 from services.market_data import SERVICE
 from services.market_data.broker_link import BrokerLink
@@ -27,9 +27,15 @@ class Staleness:
     """Which watched symbols are stale, and the events when that changes."""
 
     def __init__(
-        self, stale_after_s: int, broker: BrokerLink, publisher: Publisher, gauge: Gauge
+        self,
+        stale_after_s: int,
+        broker: BrokerLink,
+        publisher: Publisher,
+        gauge: Gauge,
+        envelope: Envelopes,
     ) -> None:
         self._stale_after_s = stale_after_s
+        self._envelope = envelope
         self._monitor = StalenessMonitor(timedelta(seconds=stale_after_s))
         self._broker = broker
         self._publisher = publisher
@@ -62,9 +68,7 @@ class Staleness:
         if recovered is not None:
             self._publisher.emit(
                 MarketDataRecovered(
-                    occurred_at=now,
-                    producer=SERVICE,
-                    correlation_id=new_event_id(),
+                    **self._envelope(None, occurred_at=now),
                     symbol=symbol,
                     stale_since=recovered.stale_since,
                 )
@@ -91,9 +95,7 @@ class Staleness:
                 )
                 self._publisher.emit(
                     MarketDataStale(
-                        occurred_at=now,
-                        producer=SERVICE,
-                        correlation_id=new_event_id(),
+                        **self._envelope(None, occurred_at=now),
                         symbol=w.symbol,
                         last_quote_at=w.last_quote_at,
                         max_age_seconds=self._stale_after_s,

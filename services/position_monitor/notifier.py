@@ -34,9 +34,10 @@ from tenacity import (
 )
 
 from libs.contracts.system import NotificationChannel, NotificationRequested
+from libs.runtime.tasks import cancel_and_wait
+from services.position_monitor import SERVICE
 from services.position_monitor.settings import SmtpSecurity, SmtpSettings
 
-SERVICE = "position_monitor"
 #: Notification ids remembered to drop redeliveries.
 _REMEMBERED = 10_000
 
@@ -155,9 +156,7 @@ class EmailNotifier:
             with contextlib.suppress(TimeoutError):
                 # Best effort: whatever is still queued when time is up is reported below.
                 await asyncio.wait_for(self._queue.join(), grace_s)
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            await cancel_and_wait([worker])
         while not self._queue.empty():
             event, _ = self._queue.get_nowait()
             self._queue.task_done()

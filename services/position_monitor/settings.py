@@ -75,5 +75,3 @@ class MonitorSettings(BaseSettings):
     sync_settle_s: float = Field(default=3.0, ge=0)
     """Real seconds before a finding is confirmed by a second read (a fill in flight
     makes the broker differ for a moment)."""
-    fold_timeout_s: float = Field(default=15.0, gt=0)
-    """Real seconds to wait for the follower to fold what the monitor just published."""

@@ -14,8 +14,8 @@ execution events name only the order).
 reservation that event ends, with the contracts' `ReleaseReason`, or None.
 
 Every handler is idempotent: sets are keyed maps, the settings and the balance keep the
-newest by time, and `RiskUsage` ignores an event id it has applied. So the service may
-fold an event it published itself at once and again when the follower delivers it.
+newest by time, and `RiskUsage` ignores an event id it has applied. So an event
+redelivered to the fold (across processes) changes nothing the second time.
 """
 
 from __future__ import annotations

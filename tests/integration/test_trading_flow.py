@@ -29,6 +29,7 @@ from pydantic import SecretStr
 from libs.broker.adapter import BrokerAdapter, StaticCredentials
 from libs.broker.models import BrokerCredentials
 from libs.broker.vault import CredentialsVault
+from libs.broker.wiring import BrokerWiring
 from libs.cli.replay import replay_account
 from libs.contracts.base import Underlying
 from libs.contracts.commands import (
@@ -79,6 +80,7 @@ from libs.runtime.servers import ServerProcess
 from libs.runtime.settings import Settings
 from libs.runtime.settings import TradingMode as SystemMode
 from services.audit.service import AuditService
+from services.execution.bootstrap import ExecutionDependencies
 from services.execution.core import position_id_for
 from services.execution.projection import ORDERS
 from services.execution.service import ExecutionService
@@ -261,9 +263,11 @@ async def flow(
         stack.push_async_callback(risk.stop)
         # Credentials from the vault (no test-side credentials source).
         execution = ExecutionService(
-            clock=clock,
-            settings=ExecutionSettings(backoff_scale=0.05, reconcile_interval_s=0.5),
-            broker_settings=settings,
+            ExecutionDependencies(
+                clock=clock,
+                settings=ExecutionSettings(backoff_scale=0.05, reconcile_interval_s=0.5),
+                broker=BrokerWiring(settings=settings),
+            )
         )
         await execution.start(_context("execution", nats.url, dsn, clock))
         stack.push_async_callback(execution.stop)

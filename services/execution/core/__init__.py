@@ -1,7 +1,8 @@
 """Execution's pure core: orders, exits, entry credits, broker reports and retries.
 
-No I/O, no clock reads: inputs in, decisions out. The shell (`services.execution.service`)
-wires NATS, the broker adapter and the clock to these functions.
+No I/O, no clock reads: inputs in, decisions out. The shell (`services.execution.service`
+and the collaborators `services.execution.bootstrap` builds) wires NATS, the broker
+adapter and the clock to these functions.
 """
 
 from services.execution.core.ids import position_id_for, profit_target_order_id

@@ -25,6 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from libs.contracts.envelope import Event
 from libs.contracts.errors import ErrorKind, SenexError
 from libs.runtime.log import get_logger
+from libs.runtime.tasks import cancel_and_wait
 from services.gateway import actions
 from services.gateway.context import Gateway, Principal
 from services.gateway.ws.hub import Hub
@@ -184,27 +185,15 @@ class Connection:
             # the gateway closed it (writer, after sending the close frame).
             await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (reader, recheck, *self._in_flight):
-                task.cancel()
+            await cancel_and_wait([reader, recheck, *self._in_flight], log=self._log)
             if not writer.done():
                 self._close(CLOSE_GOING_AWAY, "connection ended")
                 # The writer sends the close frame; a client that reads nothing gets a
                 # bounded wait, then uvicorn drops the socket.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(writer), timeout=5.0)
-                writer.cancel()
-            for task in (reader, recheck, writer, *self._in_flight):
-                await self._settle(task)
+            await cancel_and_wait([writer], log=self._log)
             await self._release()
-
-    async def _settle(self, task: asyncio.Task[None]) -> None:
-        """Wait for a task that was told to end; report how it failed, if it did."""
-        try:
-            await task
-        except (asyncio.CancelledError, WebSocketDisconnect):
-            pass  # cancelled by us, or the client went away: both are the normal end
-        except Exception:
-            self._log.exception("websocket task failed", task=task.get_name())
 
     async def _release(self) -> None:
         for timer in self._timers.values():
@@ -218,6 +207,10 @@ class Connection:
             self._log.warning("subscriptions not released", error=repr(exc))
 
     async def _write(self) -> None:
+        with contextlib.suppress(WebSocketDisconnect):  # the client went away: the end
+            await self._write_until_closed()
+
+    async def _write_until_closed(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -235,6 +228,10 @@ class Connection:
                 return
 
     async def _read(self) -> None:
+        with contextlib.suppress(WebSocketDisconnect):  # the client went away: the end
+            await self._read_until_disconnected()
+
+    async def _read_until_disconnected(self) -> None:
         while True:
             frame = await self._ws.receive()
             if frame["type"] == "websocket.disconnect":

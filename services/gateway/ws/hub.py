@@ -24,16 +24,14 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-
 from libs.contracts.commands import WatchReply, WatchSymbols
 from libs.contracts.envelope import Event
 from libs.contracts.market import QuoteReceived
 from libs.contracts.registry import parse_event
 from libs.contracts.subjects import account_events_filter, market_subject
-from libs.runtime.bus import Bus
+from libs.runtime.bus import Bus, BusSubscription, MessageHandler
 from libs.runtime.log import get_logger
+from libs.runtime.tasks import cancel_and_wait
 from services.gateway.context import MARKET_ACCOUNT
 from services.gateway.ws.protocol import Outgoing, QuoteTexts, dumps, outgoing, quote_update
 
@@ -76,9 +74,9 @@ class Hub:
         self._monotonic = monotonic
         self._lock = asyncio.Lock()
         self._account_sinks: dict[str, set[Sink]] = {}
-        self._account_subs: dict[str, Subscription] = {}
+        self._account_subs: dict[str, BusSubscription] = {}
         self._symbol_sinks: dict[str, set[Sink]] = {}
-        self._symbol_subs: dict[str, Subscription] = {}
+        self._symbol_subs: dict[str, BusSubscription] = {}
         self._sinks: set[Sink] = set()
         self._leased_until: dict[str, float] = {}
         self._lease_wanted = asyncio.Event()
@@ -95,10 +93,6 @@ class Hub:
     def detach(self, sink: Sink) -> None:
         self._sinks.discard(sink)
 
-    @property
-    def connections(self) -> int:
-        return len(self._sinks)
-
     # --- account events --------------------------------------------------------------
 
     async def add_accounts(self, sink: Sink, accounts: Iterable[str]) -> None:
@@ -111,8 +105,8 @@ class Hub:
                     new.append(account)
             for account in new:
                 subject = account_events_filter(account)
-                self._account_subs[account] = await self._bus_of().nc.subscribe(
-                    subject, cb=self._account_handler(account)
+                self._account_subs[account] = await self._bus_of().subscribe(
+                    subject, self._account_handler(account)
                 )
             if new:
                 await self._bus_of().flush()  # in place at the server before we answer
@@ -129,16 +123,16 @@ class Hub:
                     del self._account_sinks[account]
                     await self._unsubscribe(self._account_subs.pop(account, None))
 
-    def _account_handler(self, account: str) -> Callable[[Msg], Awaitable[None]]:
-        async def on_message(msg: Msg) -> None:
+    def _account_handler(self, account: str) -> MessageHandler:
+        async def on_message(subject: str, data: bytes) -> None:
             try:
-                event = parse_event(msg.data)
+                event = parse_event(data)
             except Exception as exc:  # one bad message must not stop the subscription
-                self._log.warning("account event not parsed", subject=msg.subject, error=repr(exc))
+                self._log.warning("account event not parsed", subject=subject, error=repr(exc))
                 return
             if event.account_id != account:
                 # The subject said this account; the event says another. Never push it.
-                self._log.error("event on another account's subject", subject=msg.subject)
+                self._log.error("event on another account's subject", subject=subject)
                 return
             out = outgoing(event)
             if out is None:
@@ -160,8 +154,8 @@ class Hub:
                 if symbol not in self._symbol_subs:
                     new.append(symbol)
             for symbol in new:
-                self._symbol_subs[symbol] = await self._bus_of().nc.subscribe(
-                    market_subject(symbol, "QuoteReceived"), cb=self._on_quote
+                self._symbol_subs[symbol] = await self._bus_of().subscribe(
+                    market_subject(symbol, "QuoteReceived"), self._on_quote
                 )
             if new:
                 await self._bus_of().flush()  # `subscribed` promises the next quote
@@ -181,11 +175,11 @@ class Hub:
                     self._leased_until.pop(symbol, None)
                     await self._unsubscribe(self._symbol_subs.pop(symbol, None))
 
-    async def _on_quote(self, msg: Msg) -> None:
+    async def _on_quote(self, subject: str, data: bytes) -> None:
         try:
-            event = parse_event(msg.data)
+            event = parse_event(data)
         except Exception as exc:  # one bad message must not stop the subscription
-            self._log.warning("quote not parsed", subject=msg.subject, error=repr(exc))
+            self._log.warning("quote not parsed", subject=subject, error=repr(exc))
             return
         if not isinstance(event, QuoteReceived):
             return
@@ -195,14 +189,6 @@ class Hub:
         texts = quote_update(event)
         for sink in tuple(sinks):
             sink.on_quote(event.symbol, texts)
-
-    @property
-    def subscribed_symbols(self) -> frozenset[str]:
-        return frozenset(self._symbol_sinks)
-
-    @property
-    def watched_accounts(self) -> frozenset[str]:
-        return frozenset(self._account_sinks)
 
     # --- leases ----------------------------------------------------------------------
 
@@ -243,8 +229,6 @@ class Hub:
         )
         await self._bus_of().request(command, WatchReply)
 
-    # --- the server's side -----------------------------------------------------------
-
     # --- lifecycle -------------------------------------------------------------------
 
     async def close(self) -> None:
@@ -253,9 +237,7 @@ class Hub:
         for sink in tuple(self._sinks):
             sink.shutdown()
         if self._lease_task is not None:
-            self._lease_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lease_task
+            await cancel_and_wait([self._lease_task])
         async with self._lock:
             for sub in (*self._account_subs.values(), *self._symbol_subs.values()):
                 await self._unsubscribe(sub)
@@ -264,10 +246,6 @@ class Hub:
             self._account_sinks.clear()
             self._symbol_sinks.clear()
 
-    async def _unsubscribe(self, sub: Subscription | None) -> None:
-        if sub is None:
-            return
-        try:
-            await sub.unsubscribe()
-        except Exception as exc:  # the connection is closing anyway; nothing to retry
-            self._log.warning("unsubscribe failed", subject=sub.subject, error=repr(exc))
+    async def _unsubscribe(self, sub: BusSubscription | None) -> None:
+        if sub is not None:
+            await self._bus_of().unsubscribe(sub)  # quiet when the connection is closing

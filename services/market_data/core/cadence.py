@@ -31,8 +31,3 @@ class Cadence:
     def retry_at(self, at: datetime) -> None:
         """Make the next run due at ``at`` instead (a sooner retry after a failure)."""
         self._next = at
-
-    @property
-    def next_at(self) -> datetime | None:
-        """The next due instant, None before the first run."""
-        return self._next

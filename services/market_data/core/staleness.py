@@ -56,11 +56,6 @@ class StalenessMonitor:
         """Stop judging ``symbol``."""
         self._watches.pop(symbol, None)
 
-    @property
-    def watched(self) -> frozenset[str]:
-        """The symbols judged."""
-        return frozenset(self._watches)
-
     def quote(self, symbol: str, at: datetime) -> Recovered | None:
         """Record a quote of ``symbol`` received at ``at``; a `Recovered` if it was stale."""
         watch = self._watches.get(symbol)

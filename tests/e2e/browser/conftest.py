@@ -27,6 +27,7 @@ from libs.runtime.metrics import ServiceMetrics
 from libs.runtime.runner import ServiceContext
 from libs.runtime.settings import Settings
 from libs.runtime.settings import TradingMode as SystemMode
+from services.gateway.bootstrap import GatewayDependencies
 from services.gateway.service import GatewayService
 from services.gateway.settings import GatewaySettings
 from services.gateway.web import WEB_ROOT, mount_web
@@ -88,11 +89,16 @@ class WebGateway:
 
     async def start(self) -> None:
         service = GatewayService(
-            GatewaySettings(
-                host="127.0.0.1", port=self.port, login_attempts_per_address=1000, ws_recheck_s=1.0
-            ),
-            broker_settings(self.world.simulator),
-            clock=self.world.clock,
+            GatewayDependencies(
+                GatewaySettings(
+                    host="127.0.0.1",
+                    port=self.port,
+                    login_attempts_per_address=1000,
+                    ws_recheck_s=1.0,
+                ),
+                broker_settings(self.world.simulator),
+                clock=self.world.clock,
+            )
         )
         ctx = ServiceContext(
             name="gateway",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -20,7 +22,7 @@ from libs.contracts.envelope import new_event_id
 from libs.contracts.errors import ValidationFailed
 from libs.runtime.bus import Bus
 from libs.runtime.runner import ServiceContext, serve
-from libs.runtime.servers import PostgresProcess, ServerProcess
+from libs.runtime.servers import PostgresProcess, ServerProcess, discard, new_nats
 from libs.runtime.settings import Settings
 from services.audit.service import AuditService
 from tests.integration.audit.helpers import START, resumed, suspended, wait_for_rows
@@ -40,8 +42,18 @@ class StoppableAudit(AuditService):
 
 
 @pytest.fixture(scope="module")
+def own_nats(server_root: Path) -> Iterator[ServerProcess]:
+    """A NATS server of the module's own: the recorder copies the whole business stream,
+    so events other tests published on the session's server must not be in it."""
+    server = new_nats(Path(tempfile.mkdtemp(prefix="audit-q", dir=server_root)))
+    server.start()
+    yield server
+    discard(server)
+
+
+@pytest.fixture(scope="module")
 async def audit(
-    nats_server: ServerProcess, postgres_server: PostgresProcess
+    own_nats: ServerProcess, postgres_server: PostgresProcess
 ) -> AsyncIterator[tuple[Bus, str]]:
     """A running audit service with a small history recorded for two accounts."""
     dsn = postgres_server.create_database("audit_queries")
@@ -51,12 +63,12 @@ async def audit(
     async def on_start(_: int) -> None:
         started.set()
 
-    settings = Settings(nats_url=nats_server.url, database_url=dsn)
+    settings = Settings(nats_url=own_nats.url, database_url=dsn)
     task = asyncio.create_task(
         serve(service, settings, install_signals=False, port=0, started=on_start)
     )
     await asyncio.wait_for(started.wait(), timeout=60)
-    bus = await Bus.connect(nats_server.url, "gateway")
+    bus = await Bus.connect(own_nats.url, "gateway")
     yield bus, dsn
     await bus.close()
     assert service.recorder.running

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from libs.broker.adapter import BrokerAdapter, StaticCredentials
 from libs.broker.models import BrokerCredentials
 from libs.broker.settings import BrokerSettings
+from libs.broker.wiring import BrokerWiring
 from libs.contracts.envelope import Event, new_event_id
 from libs.contracts.market import Quote
 from libs.contracts.registry import parse_event
@@ -39,6 +40,7 @@ from libs.runtime.clock import ManualClock
 from libs.runtime.metrics import ServiceMetrics
 from libs.runtime.runner import ServiceContext
 from libs.runtime.settings import Settings, TradingMode
+from services.execution.bootstrap import ExecutionDependencies
 from services.execution.service import ExecutionService
 from services.execution.settings import ExecutionSettings
 from services.simulator.customers import (
@@ -151,10 +153,13 @@ async def start_execution(
     timeout: float = 3.0,
 ) -> ExecutionService:
     service = ExecutionService(
-        clock=clock,
-        settings=ExecutionSettings(backoff_scale=0.05, reconcile_interval_s=0.5),
-        broker_settings=broker_settings(server, timeout),
-        credentials=StaticCredentials({ACCOUNT: CREDENTIALS}),
+        ExecutionDependencies(
+            clock=clock,
+            settings=ExecutionSettings(backoff_scale=0.05, reconcile_interval_s=0.5),
+            broker=BrokerWiring(
+                broker_settings(server, timeout), StaticCredentials({ACCOUNT: CREDENTIALS})
+            ),
+        ),
         durable=durable,
     )
     ctx = ServiceContext(

@@ -42,6 +42,7 @@ from libs.runtime.settings import Settings
 from libs.runtime.settings import TradingMode as SystemMode
 from services.audit.service import AuditService
 from services.gateway.accounts import Accounts, SettingsStore
+from services.gateway.bootstrap import GatewayDependencies
 from services.gateway.db import Pool
 from services.gateway.service import GatewayService
 from services.gateway.settings import GatewaySettings
@@ -194,20 +195,27 @@ async def _start_execution_and_monitor(
     stack: AsyncExitStack, settings: BrokerSettings, nats_url: str, dsn: str, clock: ManualClock
 ) -> None:
     """Execution and the position monitor, both reading credentials from the vault."""
+    from libs.broker.wiring import BrokerWiring
+    from services.execution.bootstrap import ExecutionDependencies
     from services.execution.service import ExecutionService
     from services.execution.settings import ExecutionSettings
+    from services.position_monitor.bootstrap import MonitorDependencies
     from services.position_monitor.service import PositionMonitorService
     from services.position_monitor.settings import SmtpSettings
 
     execution = ExecutionService(
-        clock=clock,
-        settings=ExecutionSettings(backoff_scale=0.05, reconcile_interval_s=0.5),
-        broker_settings=settings,
+        ExecutionDependencies(
+            clock=clock,
+            settings=ExecutionSettings(backoff_scale=0.05, reconcile_interval_s=0.5),
+            broker=BrokerWiring(settings=settings),
+        )
     )
     await execution.start(_context("execution", nats_url, dsn, clock))
     stack.push_async_callback(execution.stop)
     monitor = PositionMonitorService(
-        clock=clock, smtp=SmtpSettings(enabled=False), broker_settings=settings
+        MonitorDependencies(
+            clock=clock, smtp=SmtpSettings(enabled=False), broker=BrokerWiring(settings=settings)
+        )
     )
     await monitor.start(_context("position_monitor", nats_url, dsn, clock))
     stack.push_async_callback(monitor.stop)
@@ -264,9 +272,11 @@ async def running_world(server_root: Path, dsn: str, *, full: bool = False) -> A
             if full:
                 await _start_execution_and_monitor(stack, settings, nats.url, dsn, clock)
             gateway = GatewayService(
-                GatewaySettings(port=0, login_attempts_per_address=1000, ws_recheck_s=1.0),
-                settings,
-                clock=clock,
+                GatewayDependencies(
+                    GatewaySettings(port=0, login_attempts_per_address=1000, ws_recheck_s=1.0),
+                    settings,
+                    clock=clock,
+                )
             )
             await gateway.start(_context("gateway", nats.url, dsn, clock))
             stack.push_async_callback(gateway.stop)

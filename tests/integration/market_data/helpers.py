@@ -15,6 +15,7 @@ from nats.aio.msg import Msg
 from pydantic import SecretStr
 
 from libs.broker.settings import BrokerSettings
+from libs.broker.wiring import BrokerWiring
 from libs.contracts.envelope import Event
 from libs.contracts.registry import parse_event
 from libs.runtime.bus import Bus
@@ -22,6 +23,7 @@ from libs.runtime.clock import ManualClock
 from libs.runtime.metrics import ServiceMetrics
 from libs.runtime.runner import ServiceContext
 from libs.runtime.settings import Settings, TradingMode
+from services.market_data.bootstrap import MarketDataDependencies
 from services.market_data.service import MarketDataService
 from services.market_data.settings import MarketDataSettings
 from services.simulator.server import SimulatorServer
@@ -106,8 +108,10 @@ async def running_service(
     """A started service (and a client bus) until the block ends."""
     settings = Settings(nats_url=nats_url, database_url=database_url, mode=mode)
     service = MarketDataService(
-        MarketDataSettings(tick_s=0.05, credentials_retry_s=0.5, **overrides),
-        broker_settings(server, vault_key, mode),
+        MarketDataDependencies(
+            MarketDataSettings(tick_s=0.05, credentials_retry_s=0.5, **overrides),
+            BrokerWiring(broker_settings(server, vault_key, mode)),
+        )
     )
     ctx = ServiceContext(
         name="market_data",

@@ -27,6 +27,7 @@ from aiosmtpd.controller import Controller
 from cryptography.fernet import Fernet
 
 from libs.broker.adapter import BrokerAdapter, StaticCredentials
+from libs.broker.wiring import BrokerWiring
 from libs.contracts.envelope import Event
 from libs.eventlog.migrate import migrate
 from libs.runtime.bus import Bus
@@ -37,6 +38,7 @@ from libs.runtime.servers import discard, new_nats
 from libs.runtime.settings import Settings
 from services.audit.recorder import Recorder
 from services.execution.service import ExecutionService
+from services.position_monitor.bootstrap import MonitorDependencies
 from services.position_monitor.service import PositionMonitorService
 from services.position_monitor.settings import MonitorSettings, SmtpSecurity, SmtpSettings
 from services.simulator.server import SimulatorServer
@@ -177,21 +179,23 @@ async def running_world(server_root: Path, database_url: str) -> AsyncIterator[W
         stack.push_async_callback(execution.stop)
 
         monitor = PositionMonitorService(
-            clock=clock,
-            settings=MonitorSettings(
-                tick_s=0.1, quote_poll_s=0.2, sync_settle_s=0.5, fold_timeout_s=10
-            ),
-            smtp=SmtpSettings(
-                host="127.0.0.1",
-                port=port,
-                security=SmtpSecurity.NONE,
-                recipient=RECIPIENT,
-                timeout_s=2.0,
-                backoff_initial_s=0.05,
-                backoff_max_s=0.2,
-            ),
-            broker_settings=broker_settings(simulator),
-            credentials=StaticCredentials({ACCOUNT: CREDENTIALS}),
+            MonitorDependencies(
+                clock=clock,
+                settings=MonitorSettings(tick_s=0.1, quote_poll_s=0.2, sync_settle_s=0.5),
+                smtp=SmtpSettings(
+                    host="127.0.0.1",
+                    port=port,
+                    security=SmtpSecurity.NONE,
+                    recipient=RECIPIENT,
+                    timeout_s=2.0,
+                    backoff_initial_s=0.05,
+                    backoff_max_s=0.2,
+                ),
+                broker=BrokerWiring(
+                    settings=broker_settings(simulator),
+                    credentials=StaticCredentials({ACCOUNT: CREDENTIALS}),
+                ),
+            )
         )
         await monitor.start(
             ServiceContext(

@@ -273,10 +273,7 @@ async def test_replay_reproduces_the_monitor_projection_and_the_chain_verifies(
     info = await world.bus.js.stream_info("SENEX_EVENTS")
     await until(lambda: world.recorder.head_position >= info.state.last_seq, what="recorder")
     await until(
-        lambda: (
-            world.monitor._follower is not None
-            and world.monitor._follower.last_sequence >= info.state.last_seq
-        ),
+        lambda: world.monitor.follower.last_sequence >= info.state.last_seq,
         what="monitor folded",
     )
     result = await replay_account(world.database_url, ACCOUNT)

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from libs.broker.adapter import BrokerAdapter, StaticCredentials
 from libs.broker.models import BrokerCredentials
 from libs.broker.settings import BrokerSettings
+from libs.broker.wiring import BrokerWiring
 from libs.contracts.account import BalanceUpdated
 from libs.contracts.envelope import Event, new_event_id
 from libs.contracts.market import Quote
@@ -39,6 +40,7 @@ from libs.runtime.clock import NEW_YORK, ManualClock
 from libs.runtime.metrics import ServiceMetrics
 from libs.runtime.runner import ServiceContext
 from libs.runtime.settings import Settings, TradingMode
+from services.risk.bootstrap import RiskDependencies
 from services.risk.service import RiskService
 from services.risk.settings import RiskSettings
 from services.simulator.customers import (
@@ -261,9 +263,11 @@ async def start_risk(
     server: SimulatorServer, nats_url: str, database_url: str, clock: ManualClock
 ) -> RiskService:
     service = RiskService(
-        settings=RiskSettings(market_condition_timeout_s=0.5, dry_run_backoff_s=(0.05,)),
-        broker_settings=broker_settings(server),
-        clock=clock,
+        RiskDependencies(
+            clock=clock,
+            settings=RiskSettings(market_condition_timeout_s=0.5, dry_run_backoff_s=(0.05,)),
+            broker=BrokerWiring(settings=broker_settings(server)),
+        )
     )
     ctx = ServiceContext(
         name="risk",

@@ -320,7 +320,9 @@ async def test_concurrent_decisions_in_one_process_never_over_commit(world: Worl
     # Straight into the service, all at once: only the per-account lock orders them.
     await asyncio.gather(
         *(
-            world.service.decide_approval(approved(s, warning=WarningLevel.CRITICAL))
+            world.service.parts.reservations.decide_approval(
+                approved(s, warning=WarningLevel.CRITICAL)
+            )
             for s in suggestions
         )
     )

@@ -42,6 +42,7 @@ from libs.runtime.clock import NEW_YORK, ManualClock
 from libs.runtime.metrics import ServiceMetrics
 from libs.runtime.runner import ServiceContext
 from libs.runtime.settings import Settings
+from services.strategy.bootstrap import StrategyDependencies
 from services.strategy.service import StrategyService
 from tests.unit.strategy.builders import CALM_CLOSES, quote
 
@@ -173,7 +174,7 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 async def start_strategy(clock: ManualClock, nats_url: str, database_url: str) -> StrategyService:
-    service = StrategyService(clock=clock, poll_seconds=0.05)
+    service = StrategyService(StrategyDependencies(clock=clock, poll_seconds=0.05))
     ctx = ServiceContext(
         name="strategy",
         settings=Settings(nats_url=nats_url, database_url=database_url),
