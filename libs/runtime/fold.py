@@ -11,6 +11,12 @@ from the same state whichever replica answers it.
 A reaction to an event waits (`StreamFold.wait_for`) until the fold has passed the
 event's stream position, so it is decided against a state that includes the event and
 everything stored before it.
+
+A service that publishes an event learns its stream position from the publish ack
+(`fold_published`). When the fold stands right before that position, the event is folded
+at once from the object in hand, and the reader passes over it when it arrives: still
+exactly once and in stream order, without waiting for the message to come back. Else
+(another event was stored between) the publisher waits for the reader as any reaction.
 """
 
 from __future__ import annotations
@@ -18,12 +24,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from libs.contracts.envelope import Event
 from libs.contracts.errors import ContractError
 from libs.contracts.registry import parse_event
-from libs.runtime.bus import BUSINESS_STREAM, Bus, BusError, StreamMessage, StreamSpec
+from libs.runtime.bus import (
+    BUSINESS_STREAM,
+    Bus,
+    BusError,
+    PublishAck,
+    StreamMessage,
+    StreamSpec,
+)
 from libs.runtime.log import get_logger
 from libs.runtime.tasks import cancel_and_wait
 
@@ -112,12 +125,15 @@ class StreamFold:
         if not batch:
             return
         for message in batch:
+            if message.sequence <= self._last_sequence:
+                continue  # folded already by its publisher (`fold_published`)
             self._fold(message)
+        # Waiters first (a publisher waiting for its own events): the ack can follow.
+        async with self._advanced:
+            self._advanced.notify_all()
         with contextlib.suppress(Exception):
             # A lost ack costs nothing: the reader never goes back over what it folded.
             await batch[-1].ack()
-        async with self._advanced:
-            self._advanced.notify_all()
 
     def _fold(self, message: StreamMessage) -> None:
         try:
@@ -125,16 +141,40 @@ class StreamFold:
         except ContractError as exc:
             # Not an event: the reaction consumers dead-letter it; the state skips it.
             self._log.warning("unreadable event skipped", sequence=message.sequence, error=str(exc))
+            self._last_sequence = message.sequence
         else:
-            try:
-                self._apply(event)
-            except Exception:
-                # A projection that cannot fold one event must not stop the fold of
-                # every later one; the trace goes to the log for a fix.
-                self._log.exception(
-                    "event could not be folded", sequence=message.sequence, type=event.type
-                )
-        self._last_sequence = message.sequence
+            self._fold_event(event, message.sequence)
+
+    def _fold_event(self, event: Event, sequence: int) -> None:
+        try:
+            self._apply(event)
+        except Exception:
+            # A projection that cannot fold one event must not stop the fold of every
+            # later one; the trace goes to the log for a fix.
+            self._log.exception("event could not be folded", sequence=sequence, type=event.type)
+        self._last_sequence = sequence
+
+    async def fold_published(
+        self, published: Sequence[tuple[Event, PublishAck]], timeout: float
+    ) -> None:
+        """Return once the fold has passed ``published`` (each event this process
+        published, with its ack). Each one the fold stands right before is folded now;
+        for the others it waits for the reader (see the module docstring). A duplicate's
+        ack names the original message, which may differ from the object in hand (a
+        decision re-made later): it is only waited for.
+        """
+        mine = [(e, ack) for e, ack in published if ack.stream == self._stream.name]
+        if not mine:
+            return  # another stream's events: this fold never sees them
+        folded = False
+        for event, ack in sorted(mine, key=lambda pair: pair[1].sequence):
+            if self._caught_up and not ack.duplicate and ack.sequence == self._last_sequence + 1:
+                self._fold_event(event, ack.sequence)
+                folded = True
+        if folded:
+            async with self._advanced:
+                self._advanced.notify_all()
+        await self.wait_for(max(ack.sequence for _, ack in mine), timeout)
 
     async def wait_for(self, sequence: int, timeout: float) -> None:
         """Return once the fold has passed ``sequence``; `BusError` after ``timeout``."""

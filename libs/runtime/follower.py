@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import nats.js.errors
 from nats.js import api
 
 from libs.contracts.envelope import Event
 from libs.contracts.subjects import partition_events_filter
-from libs.runtime.bus import Bus, Consumer, ConsumerSpec, Delivery
+from libs.runtime.bus import Bus, Consumer, ConsumerSpec, Delivery, PublishAck
 from libs.runtime.fold import Apply, StreamFold
 
 __all__ = ["Apply", "Follower", "React"]
@@ -95,6 +95,12 @@ class Follower:
         await self._fold.start()
         if react_to_all:
             await self._start_reacting(None, self._spec)
+
+    async def fold_published(
+        self, published: Sequence[tuple[Event, PublishAck]], timeout: float
+    ) -> None:
+        """Return once the state includes the events this process just published."""
+        await self._fold.fold_published(published, timeout)
 
     async def wait_folded(self, sequence: int, timeout: float) -> None:
         """Return once the state includes stream position ``sequence``."""

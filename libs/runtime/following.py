@@ -125,7 +125,7 @@ class FollowingService:
             return
         acks = await self.bus.publish_many(events)
         timeout = self._connected.context.settings.fold_timeout_s
-        await self.follower.wait_folded(max(ack.sequence for ack in acks), timeout)
+        await self.follower.fold_published(list(zip(events, acks, strict=True)), timeout)
 
     async def connect(self, ctx: ServiceContext) -> None:
         """Take the business clock and connect to the bus and PostgreSQL."""

@@ -169,3 +169,45 @@ async def test_reactions_come_only_from_the_partitions_reacted_to(bus: Bus) -> N
     await follower.react_to(partition_of("5WT00001"))
     await until(lambda: recorder.reacted == ["#1"])
     await follower.stop()
+
+
+async def test_a_publisher_folds_its_own_events_once_in_stream_order(bus: Bus) -> None:
+    recorder = Recorder()
+    follower = Follower(bus, "follower-test", recorder.apply, spec=SPEC)
+    await follower.start()
+    mine = [suspended(n) for n in range(3)]
+    acks = await bus.publish_many(mine)
+    await follower.fold_published(list(zip(mine, acks, strict=True)), timeout=10)
+    # Folded on return, by the publisher or the reader: the state reads them next.
+    assert recorder.folded == ["#0", "#1", "#2"]
+    assert follower.last_sequence == acks[-1].sequence
+
+    # Another process's event stored between: the publisher waits for the reader, which
+    # folds both in stream order.
+    other = await bus.publish(suspended(10))
+    late = suspended(11)
+    ack = await bus.publish(late)
+    await follower.fold_published([(late, ack)], timeout=10)
+    assert recorder.folded == ["#0", "#1", "#2", "#10", "#11"]
+    assert other.sequence < ack.sequence == follower.last_sequence
+
+    # The reader, getting the messages folded by their publisher, passes over them.
+    await asyncio.sleep(0.3)
+    assert recorder.folded == ["#0", "#1", "#2", "#10", "#11"]
+    await follower.stop()
+
+
+async def test_a_duplicate_is_waited_for_never_folded_from_the_object_in_hand(bus: Bus) -> None:
+    recorder = Recorder()
+    follower = Follower(bus, "follower-test", recorder.apply, spec=SPEC)
+    await follower.start()
+    first = suspended(1)
+    ack = await bus.publish(first)
+    await follower.fold_published([(first, ack)], timeout=10)
+    # The same event id decided again with other content (a re-made decision).
+    again = first.model_copy(update={"message": "#1 again"})
+    duplicate = await bus.publish(again)
+    assert duplicate.duplicate
+    await follower.fold_published([(again, duplicate)], timeout=10)
+    assert recorder.folded == ["#1"]
+    await follower.stop()
