@@ -26,11 +26,15 @@ class BrokerWiring:
         """The given settings, else the environment's."""
         return self.settings if self.settings is not None else BrokerSettings()
 
-    async def adapter(self, database_url: str) -> BrokerAdapter:
-        """A broker adapter: the given credentials, else the vault at ``database_url``."""
+    async def adapter(
+        self, database_url: str, *, vault: CredentialsVault | None = None
+    ) -> BrokerAdapter:
+        """A broker adapter: the given credentials, else the vault (``vault`` when the
+        caller has it open already, else the one at ``database_url``)."""
         settings = self.resolved_settings()
         credentials = self.credentials
         if credentials is None:
-            vault = await CredentialsVault.open(database_url, settings)
+            if vault is None:
+                vault = await CredentialsVault.open(database_url, settings)
             credentials = VaultCredentials(vault, settings)
         return BrokerAdapter(settings, credentials)

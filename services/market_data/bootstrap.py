@@ -70,7 +70,7 @@ async def assemble(
     # mode also answer for the simulator's default customer).
     vault = await CredentialsVault.open(ctx.settings.database_url, broker_settings)
     adapter = await BrokerWiring(broker_settings, dependencies.broker.credentials).adapter(
-        ctx.settings.database_url
+        ctx.settings.database_url, vault=vault
     )
     broker = BrokerLink(settings, broker_settings, vault=vault, adapter=adapter, clock=clock)
     publisher = Publisher(
